@@ -1,0 +1,1 @@
+"""nmt: attention-based neural machine translation in PyTorch."""

@@ -1,0 +1,1 @@
+"""Data: obtaining corpora, reading parallel text, and batching it."""

@@ -1,0 +1,64 @@
+"""The bidirectional GRU encoder (Bahdanau et al. 2015, section 3.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nmt.tokenizer import PAD_ID
+
+
+@dataclass
+class EncoderOutput:
+    """What the decoder needs from the source.
+
+    Attributes:
+        states: (B, S, 2H) annotations h(j) = [forward h(j); backward h(j)]; zero at padding.
+        mask: (B, S) True at real (non-padded) positions.
+        final_backward: (B, H) last layer's backward state at the first word (the paper's
+            backward h(1), from which the decoder's initial state is computed).
+    """
+
+    states: torch.Tensor
+    mask: torch.Tensor
+    final_backward: torch.Tensor
+
+
+class RNNEncoder(nn.Module):
+    """Embeds the source and runs a bidirectional GRU over packed sequences.
+
+    Packing makes each sentence's annotations independent of how much padding its batch has.
+
+    Args:
+        vocab_size: source vocabulary size.
+        embedding_size: size of the source word embeddings.
+        hidden_size: GRU size per direction (annotations have 2 * hidden_size).
+        num_layers: stacked bidirectional layers.
+        dropout: dropout on embeddings and between layers.
+    """
+
+    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int,
+                 num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = nn.GRU(embedding_size, hidden_size, num_layers, batch_first=True,
+                          bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.hidden_size = hidden_size
+        self.output_size = 2 * hidden_size
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
+        """Encodes a batch.
+
+        Args:
+            src: (B, S) token ids, padded with PAD_ID.
+            src_lengths: (B,) lengths, on the CPU.
+        """
+        embedded = self.dropout(self.embedding(src))  # (B, S, E)
+        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_states, final = self.rnn(packed)  # final: (layers * 2, B, H)
+        states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=src.size(1))
+        return EncoderOutput(states=states, mask=src != PAD_ID, final_backward=final[-1])

@@ -1,0 +1,110 @@
+"""Sentencepiece subword models: train once per (data, settings), reuse, store with the run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt.errors import UserError
+from nmt.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Fixed ids of the special symbols, the same in every model this project trains.
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class Tokenizer:
+    """A sentencepiece model: raw text <-> ids. Encoding never adds BOS/EOS; batching does."""
+
+    def __init__(self, model_file: str | Path) -> None:
+        model_file = Path(model_file)
+        if not model_file.is_file():
+            raise UserError(f"{model_file}: sentencepiece model not found")
+        self.model_file = model_file
+        self.processor = spm.SentencePieceProcessor(model_file=str(model_file))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode(self, lines: list[str]) -> list[list[int]]:
+        return self.processor.encode(lines)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return self.processor.decode(ids)
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Settings of the subword models.
+
+    Args:
+        model_type: `unigram` or `bpe`.
+        vocab_size: pieces per model (a soft limit: small corpora get fewer).
+        joint: one model trained on both sides (needed for shared embeddings), or one per side.
+        character_coverage: share of characters the model must cover.
+    """
+
+    model_type: str = "unigram"
+    vocab_size: int = 8000
+    joint: bool = True
+    character_coverage: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.model_type not in ("unigram", "bpe"):
+            raise UserError(f"tokenizer.model_type={self.model_type!r}: use unigram or bpe")
+
+
+def _fingerprint(config: TokenizerConfig, files: list[Path]) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _train_model(config: TokenizerConfig, files: list[Path], model_file: Path) -> None:
+    with atomic_path(model_file) as tmp:
+        spm.SentencePieceTrainer.train(
+            input=",".join(str(f) for f in files),
+            model_prefix=str(tmp.with_suffix("")),
+            vocab_size=config.vocab_size,
+            model_type=config.model_type,
+            character_coverage=config.character_coverage,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
+            num_threads=2,
+            minloglevel=2,
+        )
+        tmp.with_suffix(".model").replace(tmp)
+        tmp.with_suffix(".vocab").unlink(missing_ok=True)
+
+
+def build_tokenizers(
+    config: TokenizerConfig, train_src: Path, train_tgt: Path, cache_dir: Path, run_dir: Path
+) -> tuple[Tokenizer, Tokenizer]:
+    """Trains (or reuses from `cache_dir`) the source and target models, copied into `run_dir`.
+
+    The cache key is a hash of the settings and the training files' bytes, so a change of
+    either trains anew. The copies in `run_dir` (`src.model`, `tgt.model`) let a checkpoint
+    translate raw text without the original data.
+    """
+    sides = {"src": [train_src, train_tgt], "tgt": [train_src, train_tgt]} if config.joint else {
+        "src": [train_src], "tgt": [train_tgt]}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for side, files in sides.items():
+        cached = cache_dir / f"{_fingerprint(config, files)}.model"
+        if cached.is_file():
+            log.info("reusing sentencepiece model %s", cached)
+        else:
+            log.info("training sentencepiece %s %d on %s", config.model_type, config.vocab_size,
+                     ", ".join(str(f) for f in files))
+            _train_model(config, files, cached)
+        shutil.copyfile(cached, run_dir / f"{side}.model")
+    return Tokenizer(run_dir / "src.model"), Tokenizer(run_dir / "tgt.model")

@@ -1,0 +1,71 @@
+"""Translating many sentences: length-sorted batches through a search, results in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from nmt.checkpoint import load_checkpoint
+from nmt.data.batching import bucket_batches, collate
+from nmt.errors import UserError
+from nmt.modules.seq2seq import Seq2Seq
+from nmt.search import Hypothesis
+from nmt.tokenizer import Tokenizer
+
+Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
+
+
+def translate_ids(model: Seq2Seq, src_ids: list[list[int]], search: Search,
+                  max_tokens: int = 4000, device: torch.device | str = "cpu") -> list[list[int]]:
+    """Runs `search` over batches of similar-length sources; returns target ids in input order."""
+    model.eval()
+    outputs: list[list[int]] = [[] for _ in src_ids]
+    for indices in bucket_batches([len(s) for s in src_ids], None, max_tokens):
+        batch = collate([src_ids[i] for i in indices], None, indices).to(torch.device(device))
+        for index, hypothesis in zip(indices, search(model, batch.src, batch.src_lengths)):
+            outputs[index] = hypothesis.tokens
+    return outputs
+
+
+def translate_lines(model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+                    lines: list[str], search: Search, max_tokens: int = 4000,
+                    device: torch.device | str = "cpu") -> list[str]:
+    """Raw sentences -> detokenized translations, one per input line.
+
+    A blank input line gives a blank output line (the model never sees it).
+    """
+    todo = [i for i, line in enumerate(lines) if line.strip()]
+    ids = translate_ids(model, src_tokenizer.encode([lines[i] for i in todo]), search, max_tokens, device)
+    outputs = [""] * len(lines)
+    for index, text in zip(todo, tgt_tokenizer.decode(ids)):
+        outputs[index] = text
+    return outputs
+
+
+def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu"
+               ) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict]:
+    """Rebuilds a trained model from a checkpoint and the tokenizers of its run directory.
+
+    The run directory is the checkpoint's grandparent (`<run>/checkpoints/best.pt`); its
+    `tokenizer/` folder holds the sentencepiece models.
+
+    Returns:
+        The model (in eval mode), source and target tokenizers, and the run's config.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    payload = load_checkpoint(checkpoint_path)
+    tokenizer_dir = checkpoint_path.resolve().parent.parent / "tokenizer"
+    src_tokenizer, tgt_tokenizer = Tokenizer(tokenizer_dir / "src.model"), Tokenizer(tokenizer_dir / "tgt.model")
+    config = payload["config"]
+    model = instantiate(OmegaConf.create(config["model"]), src_vocab_size=src_tokenizer.vocab_size,
+                        tgt_vocab_size=tgt_tokenizer.vocab_size)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise UserError(f"{checkpoint_path}: weights do not fit the model of its config "
+                        f"({str(error).splitlines()[0]})") from None
+    return model.to(device).eval(), src_tokenizer, tgt_tokenizer, config
