@@ -28,6 +28,8 @@ from nmt.translation import Search, translate_ids
 
 log = logging.getLogger(__name__)
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass(frozen=True)
 class TrainerConfig:
@@ -42,6 +44,8 @@ class TrainerConfig:
         clip_norm: gradient-norm clipping threshold.
         label_smoothing: cross-entropy label smoothing (0: none).
         valid_max_tokens: token budget of a validation batch.
+        precision: `fp32`, `bf16` (autocast; no scaler needed) or `fp16` (autocast with a
+            gradient scaler). Weights and optimizer state stay fp32; validation runs in fp32.
         progress_bar: show a tqdm bar (only ever on a terminal).
     """
 
@@ -53,9 +57,12 @@ class TrainerConfig:
     clip_norm: float = 5.0
     label_smoothing: float = 0.0
     valid_max_tokens: int = 6000
+    precision: str = "fp32"
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
+        if self.precision not in AUTOCAST_DTYPES:
+            raise ValueError(f"trainer.precision={self.precision!r}: use one of {', '.join(AUTOCAST_DTYPES)}")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
             raise ValueError("trainer: set at least one of max_steps, max_epochs, max_minutes")
 
@@ -108,16 +115,20 @@ class Trainer:
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
         self.step = 0
         self.best_bleu = -math.inf
+        self.autocast_dtype = AUTOCAST_DTYPES[config.precision]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
 
     def train_step(self, batch: Batch) -> tuple[float, float]:
         """One optimization step on a batch; returns the mean token loss and the gradient norm."""
         self.model.train()
-        num_tokens = batch.num_target_tokens
-        loss = token_loss_sum(self.model, batch, self.config.label_smoothing) / num_tokens
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            loss = token_loss_sum(self.model, batch, self.config.label_smoothing) / batch.num_target_tokens
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
+        self.scaler.update()
         return loss.item(), grad_norm.item()
 
     @torch.no_grad()
@@ -184,6 +195,8 @@ class Trainer:
                    "tokens_per_s": tokens_per_second}
         for name, value in scalars.items():
             self.writer.add_scalar(f"train/{name}", value, self.step)
+        log.info("step %d: loss %.3f lr %.2g grad norm %.2f, %.0f target tokens/s", self.step, loss,
+                 scalars["lr"], grad_norm, tokens_per_second)
 
     def _validate_and_save(self, epoch: int) -> None:
         metrics = self.validate()

@@ -152,8 +152,8 @@ class BahdanauDecoder(nn.Module):
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
         input_gates = self.embedding_to_gates(embedded)  # (B, T, 3H)
         hiddens, contexts, weights = [], [], []
-        for t in range(tgt_in.size(1)):
-            state, context, alpha = self.step(input_gates[:, t], state, memory)
+        for step_gates in input_gates.unbind(1):  # unbind: one backward op, not T slice copies
+            state, context, alpha = self.step(step_gates, state, memory)
             hiddens.append(state["hidden"])
             contexts.append(context)
             weights.append(alpha)
