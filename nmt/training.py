@@ -155,12 +155,14 @@ class Trainer:
         bar = tqdm(total=config.max_steps, unit="step", dynamic_ncols=True,
                    disable=None if config.progress_bar else True)  # None: off when not a terminal
         window_tokens, window_start, validated_at = 0, time.monotonic(), -1
+        total_tokens, validation_seconds = 0, 0.0
         epoch = 0
         while not self._should_stop(epoch, start):
             for batch in self.train_data.epoch(epoch):
                 loss, grad_norm = self.train_step(batch.to(self.device))
                 self.step += 1
                 window_tokens += batch.num_target_tokens
+                total_tokens += batch.num_target_tokens
                 bar.update()
                 if self.step % config.log_every == 0:
                     elapsed = time.monotonic() - window_start
@@ -168,18 +170,22 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / elapsed:.0f}")
                     window_tokens, window_start = 0, time.monotonic()
                 if self.step % config.valid_every == 0:
+                    validation_start = time.monotonic()
                     self._validate_and_save(epoch)
                     validated_at = self.step
+                    validation_seconds += time.monotonic() - validation_start
                     window_tokens, window_start = 0, time.monotonic()
                 if self._should_stop(epoch, start, within_epoch=True):
                     break
             epoch += 1
         bar.close()
+        training_seconds = time.monotonic() - start - validation_seconds
         if validated_at != self.step:
             self._validate_and_save(epoch)
         self.writer.flush()
-        log.info("trained %d steps, %d epochs, in %.1f min", self.step, epoch,
-                 (time.monotonic() - start) / 60)
+        log.info("trained %d steps (%d epochs begun) in %.1f min plus %.1f min validating; "
+                 "%.0f target tokens/s while training", self.step, epoch, training_seconds / 60,
+                 validation_seconds / 60, total_tokens / training_seconds)
         return self.checkpoint_dir / "best.pt"
 
     def _should_stop(self, epoch: int, start: float, within_epoch: bool = False) -> bool:

@@ -20,7 +20,16 @@ def read_lines(path: str | Path) -> list[str]:
         raise UserError(f"{path}: file not found")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        raw_lines = handle.read().split(b"\n")
+        return decode_lines(handle.read(), str(path))
+
+
+def decode_lines(data: bytes, name: str) -> list[str]:
+    """Splits UTF-8 bytes into lines; `name` (a path, or <stdin>) goes into the error message.
+
+    Raises:
+        UserError: naming the 1-based line that is not valid UTF-8.
+    """
+    raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
     lines = []
@@ -28,9 +37,7 @@ def read_lines(path: str | Path) -> list[str]:
         try:
             lines.append(raw.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as error:
-            raise UserError(
-                f"{path}:{number}: invalid UTF-8 at byte {error.start} of the line"
-            ) from None
+            raise UserError(f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line") from None
     return lines
 
 

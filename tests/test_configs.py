@@ -1,0 +1,38 @@
+"""Every config composes and instantiates; unknown keys fail by name."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+ATTENTIONS = sorted(p.stem for p in (CONFIGS / "model" / "attention").glob("*.yaml"))
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("overrides", [[], *[[f"+experiment={e}"] for e in EXPERIMENTS],
+                                       *[[f"model/attention={a}"] for a in ATTENTIONS]])
+def test_every_config_instantiates(overrides):
+    cfg = compose_train(*overrides)
+    model = instantiate(cfg.model, src_vocab_size=30, tgt_vocab_size=40)
+    assert model.decoder.deep_output.output.out_features == 40
+    instantiate(cfg.trainer), instantiate(cfg.tokenizer), instantiate(cfg.data), instantiate(cfg.decode)
+
+
+def test_bahdanau_experiment_sets_the_paper_model_on_multi30k():
+    cfg = compose_train("+experiment=bahdanau")
+    assert cfg.data._target_.endswith("Multi30k") and (cfg.data.src_lang, cfg.data.tgt_lang) == ("de", "en")
+    assert cfg.model.decoder.scorer._target_.endswith("AdditiveScorer")
+    assert (cfg.model.encoder.hidden_size, cfg.model.decoder.hidden_size) == (256, 512)
+
+
+def test_an_unknown_key_is_named():
+    with pytest.raises(ConfigCompositionException, match="model.encoder.hiden_size"):
+        compose_train("model.encoder.hiden_size=3")

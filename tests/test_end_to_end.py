@@ -1,0 +1,55 @@
+"""The whole pipeline through its command-line entry points, on the toy task."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_train_translate_score(tmp_path):
+    train = run(str(ROOT / "train.py"), "trainer.max_steps=150", "trainer.valid_every=75", "data.num_train=2000",
+                "hydra.run.dir=run", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-2000:]
+    run_dir = tmp_path / "run"
+    for path in ("checkpoints/best.pt", "checkpoints/last.pt", "tokenizer/src.model", "test.hyp", "scores.json"):
+        assert (run_dir / path).is_file(), path
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert scores["bleu"] > 10 and "nrefs:1" in scores["bleu_signature"]
+
+    source = tmp_path / "data" / "toy" / "test.src"
+    lines = source.read_text().splitlines()[:5]
+    translate = run(str(ROOT / "scripts" / "translate.py"), "--checkpoint", str(run_dir / "checkpoints/best.pt"),
+                    "--beam-size", "3", cwd=tmp_path, stdin="\n".join([lines[0], "", *lines[1:]]) + "\n")
+    assert translate.returncode == 0, translate.stderr
+    outputs = translate.stdout.splitlines()
+    assert len(outputs) == 6 and outputs[1] == ""  # one line out per line in; blank stays blank
+
+    (tmp_path / "hyp.txt").write_text("\n".join(o for o in outputs if o) + "\n")
+    references = (tmp_path / "data/toy/test.tgt").read_text().splitlines()
+    (tmp_path / "ref.txt").write_text("\n".join(references[:5]) + "\n")
+    evaluate = run(str(ROOT / "scripts" / "evaluate.py"), "--hyp", "hyp.txt", "--ref", "ref.txt", cwd=tmp_path)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert evaluate.stdout.startswith("BLEU ") and "nrefs:1|case:mixed" in evaluate.stdout and "chrF" in evaluate.stdout
+
+    (tmp_path / "short.txt").write_text(references[0] + "\n")
+    evaluate = run(str(ROOT / "scripts" / "evaluate.py"), "--hyp", "hyp.txt", "--ref", "short.txt", cwd=tmp_path)
+    assert evaluate.returncode == 2 and "reference 1 has 1 lines, hypotheses have 5" in evaluate.stderr
+
+
+def test_user_errors_are_one_line(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    translate = run(str(ROOT / "scripts" / "translate.py"), "--checkpoint", "bad.pt", cwd=tmp_path, stdin="x\n")
+    assert translate.returncode == 2
+    assert translate.stderr.strip().count("\n") == 0 and "bad.pt: not a readable checkpoint" in translate.stderr
+
+    train = run(str(ROOT / "train.py"), "data=multi30k", "data.local_dir=missing", cwd=tmp_path)
+    assert train.returncode == 2
+    assert train.stderr.strip().splitlines()[-1] == "error: missing/train.de.gz: file not found (data.local_dir=missing)"
