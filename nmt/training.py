@@ -43,6 +43,7 @@ class TrainerConfig:
         log_every: write training scalars every this many steps.
         clip_norm: gradient-norm clipping threshold.
         label_smoothing: cross-entropy label smoothing (0: none).
+        coverage_loss_weight: weight of the coverage penalty (See et al. 2017; 0: none).
         valid_max_tokens: token budget of a validation batch.
         precision: `fp32`, `bf16` (autocast; no scaler needed) or `fp16` (autocast with a
             gradient scaler). Weights and optimizer state stay fp32; validation runs in fp32.
@@ -56,6 +57,7 @@ class TrainerConfig:
     log_every: int = 50
     clip_norm: float = 5.0
     label_smoothing: float = 0.0
+    coverage_loss_weight: float = 0.0
     valid_max_tokens: int = 6000
     precision: str = "fp32"
     progress_bar: bool = True
@@ -76,11 +78,27 @@ class ValidationData:
     references: list[str]
 
 
-def token_loss_sum(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Summed cross-entropy over the non-pad target tokens of a batch."""
-    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD_ID,
+def coverage_penalty(attention: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """See et al. (2017): sum over steps i and positions j of min(alpha(i, j), coverage(i, j)).
+
+    Args:
+        attention: (B, T, S) weights of every step.
+        target_mask: (B, T) True at real target positions.
+    """
+    coverage = attention.cumsum(1) - attention  # (B, T, S): attention paid before step i
+    return (torch.minimum(attention, coverage).sum(-1) * target_mask).sum()
+
+
+def token_loss_sum(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0,
+                   coverage_loss_weight: float = 0.0) -> torch.Tensor:
+    """Summed cross-entropy over the non-pad target tokens of a batch (plus the weighted
+    coverage penalty, when asked for)."""
+    logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V), (B, T, S)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD_ID,
                            reduction="sum", label_smoothing=label_smoothing)
+    if coverage_loss_weight:
+        loss = loss + coverage_loss_weight * coverage_penalty(attention.float(), batch.tgt_out != PAD_ID)
+    return loss
 
 
 class Trainer:
@@ -122,7 +140,8 @@ class Trainer:
         """One optimization step on a batch; returns the mean token loss and the gradient norm."""
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            loss = token_loss_sum(self.model, batch, self.config.label_smoothing) / batch.num_target_tokens
+            loss = token_loss_sum(self.model, batch, self.config.label_smoothing,
+                                  self.config.coverage_loss_weight) / batch.num_target_tokens
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones

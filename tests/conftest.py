@@ -26,9 +26,11 @@ def seed() -> None:
 def tiny_model(dropout: float = 0.0, dtype: torch.dtype = torch.float64) -> Seq2Seq:
     """A small RNNsearch, float64 by default so equality checks are not blurred by rounding."""
     model = Seq2Seq(
-        encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8, dropout=dropout),
-        decoder=partial(BahdanauDecoder, embedding_size=8, hidden_size=16, readout_size=8, dropout=dropout,
-                        scorer=partial(AdditiveScorer, hidden_size=12)),
+        encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8, embedding_dropout=dropout,
+                        hidden_dropout=dropout),
+        decoder=partial(BahdanauDecoder, embedding_size=8, hidden_size=16, readout_size=8,
+                        scorer=partial(AdditiveScorer, hidden_size=12), embedding_dropout=dropout,
+                        hidden_dropout=dropout, output_dropout=dropout),
         src_vocab_size=VOCAB, tgt_vocab_size=VOCAB,
     )
     return model.to(dtype)

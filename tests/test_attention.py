@@ -1,44 +1,134 @@
+"""Every scorer against its equation, written out here, plus the masking properties."""
+
+import math
+from functools import partial
+
+import pytest
 import torch
 from torch.testing import assert_close
 
-from nmt.modules.attention import AdditiveScorer, Attention
+from nmt.modules.attention import (AdditiveScorer, Attention, ConcatScorer, CoverageScorer, DotScorer,
+                                   GeneralScorer, LocationScorer, ScaledDotScorer)
+
+BATCH, SOURCE, QUERY, KEY = 3, 6, 5, 10
+LENGTHS = [6, 3, 1]
 
 
-def lengths_to_mask(lengths: list[int], max_length: int) -> torch.Tensor:
-    return torch.arange(max_length).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+def additive(s, q, k, cov):
+    return s.v.weight[0] @ torch.tanh(s.query_proj.weight @ q + s.key_proj.weight @ k)
 
 
-def make_inputs(batch=3, src_len=6, query_size=5, key_size=10):
-    query = torch.randn(batch, query_size, dtype=torch.float64)
-    keys = torch.randn(batch, src_len, key_size, dtype=torch.float64)
-    mask = lengths_to_mask([6, 3, 1], src_len)
-    return query, keys, mask
+def coverage(s, q, k, cov):
+    return s.v.weight[0] @ torch.tanh(s.query_proj.weight @ q + s.key_proj.weight @ k
+                                      + s.coverage_proj.weight[:, 0] * cov)
 
 
-def test_weights_are_zero_on_padding_and_sum_to_one():
-    query, keys, mask = make_inputs()
-    attention = Attention(AdditiveScorer(query_size=5, key_size=10, hidden_size=7).double())
-    context, weights = attention(query, attention.precompute(keys), keys, mask)
+def dot(s, q, k, cov):
+    return q @ k
+
+
+def projected_dot(s, q, k, cov):
+    return q @ (s.key_proj.weight @ k)
+
+
+def scaled_dot(s, q, k, cov):
+    return q @ k / math.sqrt(q.numel())
+
+
+def general(s, q, k, cov):
+    return q @ s.key_proj.weight @ k
+
+
+def concat(s, q, k, cov):
+    return s.v.weight[0] @ torch.tanh(s.weight.weight @ torch.cat([q, k]) + s.weight.bias)
+
+
+# (scorer factory, key size, its equation e(query, key, coverage at that position) for one (b, j))
+SCORERS = {
+    "additive": (partial(AdditiveScorer, hidden_size=7), KEY, additive),
+    "coverage": (partial(CoverageScorer, hidden_size=7), KEY, coverage),
+    "dot": (DotScorer, QUERY, dot),
+    "dot_projected": (partial(DotScorer, project_keys=True), KEY, projected_dot),
+    "scaled_dot": (ScaledDotScorer, QUERY, scaled_dot),
+    "general": (GeneralScorer, KEY, general),
+    "concat": (partial(ConcatScorer, hidden_size=7), KEY, concat),
+}
+
+
+def inputs(key_size):
+    query = torch.randn(BATCH, QUERY, dtype=torch.float64, requires_grad=True)
+    keys = torch.randn(BATCH, SOURCE, key_size, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(SOURCE).unsqueeze(0) < torch.tensor(LENGTHS).unsqueeze(1)
+    cov = torch.rand(BATCH, SOURCE, dtype=torch.float64)
+    return query, keys, mask, cov
+
+
+def attend(attention, query, keys, mask, cov):
+    cov = cov if attention.uses_coverage else None
+    return attention(query, attention.scorer.precompute(keys), keys, mask, cov)
+
+
+@pytest.mark.parametrize("name", [*SCORERS, "location"])
+def test_weights_are_zero_on_padding_and_sum_to_one(name):
+    factory, key_size = (SCORERS[name][:2] if name != "location"
+                         else (partial(LocationScorer, max_source_length=8), KEY))
+    query, keys, mask, cov = inputs(key_size)
+    attention = Attention(factory(query_size=QUERY, key_size=key_size)).double()
+    context, weights = attend(attention, query, keys, mask, cov)
     assert torch.equal(weights[~mask], torch.zeros_like(weights[~mask]))
     assert (weights[mask] > 0).all()
-    assert_close(weights.sum(-1), torch.ones(3, dtype=torch.float64))
-    expected = torch.stack([(weights[b, :, None] * keys[b]).sum(0) for b in range(3)])
+    assert_close(weights.sum(-1), torch.ones(BATCH, dtype=torch.float64))
+    expected = torch.stack([(weights[b, :, None] * keys[b]).sum(0) for b in range(BATCH)])
     assert_close(context, expected)
 
 
+@pytest.mark.parametrize("name", SCORERS)
+def test_scorer_matches_its_equation(name):
+    factory, key_size, equation = SCORERS[name]
+    query, keys, _, cov = inputs(key_size)
+    scorer = factory(query_size=QUERY, key_size=key_size).double()
+    args = (cov,) if scorer.uses_coverage else ()
+    energies = scorer(query, scorer.precompute(keys), *args)
+    expected = torch.stack([torch.stack([equation(scorer, query[b], keys[b, j], cov[b, j]) for j in range(SOURCE)])
+                            for b in range(BATCH)])
+    assert_close(energies, expected)
+
+
+def test_location_scorer_matches_its_equation_and_ignores_keys():
+    query, keys, _, _ = inputs(KEY)
+    scorer = LocationScorer(query_size=QUERY, key_size=KEY, max_source_length=8).double()
+    expected = (query @ scorer.weight.weight.T + scorer.weight.bias)[:, :SOURCE]
+    assert_close(scorer(query, scorer.precompute(keys)), expected)
+    with pytest.raises(ValueError, match="max_source_length=8"):
+        scorer(query, torch.zeros(BATCH, 9, KEY, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", [*SCORERS, "location"])
+def test_gradients_reach_every_parameter_and_input(name):
+    factory, key_size = (SCORERS[name][:2] if name != "location"
+                         else (partial(LocationScorer, max_source_length=8), KEY))
+    query, keys, mask, cov = inputs(key_size)
+    attention = Attention(factory(query_size=QUERY, key_size=key_size)).double()
+    context, _ = attend(attention, query, keys, mask, cov)
+    context.pow(2).sum().backward()
+    for parameter_name, parameter in attention.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, parameter_name
+    assert query.grad.abs().sum() > 0
+
+
 def test_padding_values_do_not_reach_the_context():
-    query, keys, mask = make_inputs()
-    attention = Attention(AdditiveScorer(query_size=5, key_size=10, hidden_size=7).double())
+    query, keys, mask, _ = inputs(KEY)
+    attention = Attention(AdditiveScorer(query_size=QUERY, key_size=KEY, hidden_size=7)).double()
     noisy = keys.masked_fill(~mask.unsqueeze(-1), 1e6)
-    context, _ = attention(query, attention.precompute(keys), keys, mask)
-    noisy_context, _ = attention(query, attention.precompute(noisy), noisy, mask)
+    context, _ = attend(attention, query, keys, mask, None)
+    noisy_context, _ = attend(attention, query, noisy, mask, None)
     assert_close(noisy_context, context)
 
 
-def test_additive_scorer_matches_its_equation():
-    query, keys, _ = make_inputs()
-    scorer = AdditiveScorer(query_size=5, key_size=10, hidden_size=7).double()
-    W, U, v = (p.detach() for p in (scorer.query_proj.weight, scorer.key_proj.weight, scorer.v.weight[0]))
-    expected = torch.tensor([[float(v @ torch.tanh(W @ query[b] + U @ keys[b, j])) for j in range(6)]
-                             for b in range(3)], dtype=torch.float64)
-    assert_close(scorer(query, scorer.precompute(keys)), expected)
+@pytest.mark.parametrize("scorer", [DotScorer, ScaledDotScorer])
+def test_dot_with_unequal_sizes_names_both_and_the_ways_out(scorer):
+    with pytest.raises(ValueError) as error:
+        scorer(query_size=512, key_size=1024)
+    message = str(error.value)
+    assert "query size 512" in message and "key size 1024" in message
+    assert "`general`" in message and "project_keys: true" in message

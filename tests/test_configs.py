@@ -7,6 +7,8 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from nmt.experiment import run
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 ATTENTIONS = sorted(p.stem for p in (CONFIGS / "model" / "attention").glob("*.yaml"))
@@ -22,7 +24,7 @@ def compose_train(*overrides: str):
 def test_every_config_instantiates(overrides):
     cfg = compose_train(*overrides)
     model = instantiate(cfg.model, src_vocab_size=30, tgt_vocab_size=40)
-    assert model.decoder.deep_output.output.out_features == 40
+    assert model.decoder.generator.out_features == 40
     instantiate(cfg.trainer), instantiate(cfg.tokenizer), instantiate(cfg.data), instantiate(cfg.decode)
 
 
@@ -36,3 +38,14 @@ def test_bahdanau_experiment_sets_the_paper_model_on_multi30k():
 def test_an_unknown_key_is_named():
     with pytest.raises(ConfigCompositionException, match="model.encoder.hiden_size"):
         compose_train("model.encoder.hiden_size=3")
+
+
+@pytest.mark.parametrize("overrides", [*[[f"+experiment={e}"] for e in EXPERIMENTS],
+                                       *[[f"model/attention={a}"] for a in ATTENTIONS]])
+def test_every_config_trains_a_few_steps_on_the_toy_task(overrides, tmp_path):
+    cfg = compose_train(*overrides, "data=toy", f"data_root={tmp_path}/data", "data.num_train=100",
+                        "data.num_valid=4", "data.num_test=4", "trainer.max_steps=2", "trainer.valid_every=2",
+                        "trainer.progress_bar=false", "decode.beam_size=2", "device=cpu")
+    scores = run(cfg, tmp_path / "run")
+    assert 0 <= scores.bleu <= 100
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()

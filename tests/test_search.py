@@ -28,7 +28,7 @@ def model():
     # searches produce varied lengths instead of stopping at once.
     model = tiny_model().eval()
     with torch.no_grad():
-        model.decoder.deep_output.output.weight.mul_(4.0)
+        model.decoder.generator.weight.mul_(4.0)
     return model
 
 
@@ -62,7 +62,7 @@ def test_beam_score_is_length_normalized(model):
 
 def test_output_length_limit_is_respected(model):
     with torch.no_grad():  # make EOS impossible until forced
-        model.decoder.deep_output.output.bias[EOS_ID] = -1e9
+        model.decoder.generator.bias[EOS_ID] = -1e9
     sentences = random_sentences(3)
     src, lengths = encode(sentences)
     limits = max_output_lengths(lengths, 0.5, 1).tolist()

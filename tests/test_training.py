@@ -7,7 +7,7 @@ from nmt.data.batching import ParallelData
 from nmt.experiment import seed_everything
 from nmt.search import greedy_search
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
-from nmt.training import Trainer, TrainerConfig, ValidationData
+from nmt.training import Trainer, TrainerConfig, ValidationData, coverage_penalty
 from tests.conftest import random_sentences, tiny_model
 from tests.test_sources import write_toy
 
@@ -47,7 +47,7 @@ def test_fp16_scaler_unscales_before_clipping(tmp_path, target_tokenizer):
     before = [p.detach().clone() for p in trainer.model.parameters()]
     _, grad_norm = trainer.train_step(batch)
     assert grad_norm < 1e3  # the true norm, not one multiplied by the scale (65536)
-    step = max(float((p - b).abs().max()) for p, b in zip(trainer.model.parameters(), before))
+    step = max(float((p.detach() - b).abs().max()) for p, b in zip(trainer.model.parameters(), before))
     assert 0 < step < 0.05  # Adam's step is bounded by lr (0.01) even with a tiny clip
 
 
@@ -75,3 +75,10 @@ def test_the_seed_makes_cpu_runs_repeatable(tmp_path, target_tokenizer):
         weights.append(trainer.model.state_dict())
     for key, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][key]), key
+
+
+def test_coverage_penalty_is_the_overlap_of_attention_with_its_past():
+    attention = torch.tensor([[[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]])  # (1, T=3, S=2)
+    # coverage before each step: [0, 0], [1, 0], [1.5, 0.5]; min with attention: 0, 0.5, 0.5
+    assert float(coverage_penalty(attention, torch.tensor([[True, True, True]]))) == pytest.approx(1.0)
+    assert float(coverage_penalty(attention, torch.tensor([[True, True, False]]))) == pytest.approx(0.5)

@@ -2,13 +2,18 @@
 
 A scorer is one small class: `precompute(keys)` does the work that depends only on the source
 (once per batch, e.g. the projection U h(j) of additive attention), and `forward(query, keys)`
-returns the energies e(i, j). Everything else lives once, in `Attention.forward`.
+returns the energies e(i, j). Everything else lives once, in `Attention.forward`. Adding a
+scorer is one class here plus one YAML file in `configs/model/attention/`.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+from nmt.modules.encoder import EncoderOutput
 
 
 class Scorer(nn.Module):
@@ -17,7 +22,12 @@ class Scorer(nn.Module):
     Args:
         query_size: size of the decoder state used as the query.
         key_size: size of an encoder annotation.
+
+    A scorer that sets `uses_coverage` also receives the running sum of past attention
+    weights, (B, S), as a third argument.
     """
+
+    uses_coverage = False
 
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
@@ -53,6 +63,113 @@ class AdditiveScorer(Scorer):
         return self.v(hidden).squeeze(-1)  # (B, S)
 
 
+class CoverageScorer(AdditiveScorer):
+    """Additive attention that sees its own past (Tu et al. 2016; See et al. 2017):
+    e(i, j) = v^T tanh(W s + U h(j) + w_c cov(i, j)), cov(i, j) = sum over i' < i of alpha(i', j).
+    """
+
+    uses_coverage = True
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
+        super().__init__(query_size, key_size, hidden_size)
+        self.coverage_proj = nn.Linear(1, hidden_size, bias=False)  # w_c
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.query_proj(query).unsqueeze(1) + keys
+                            + self.coverage_proj(coverage.unsqueeze(-1)))  # (B, S, A)
+        return self.v(hidden).squeeze(-1)
+
+
+class DotScorer(Scorer):
+    """Luong et al. (2015) dot: e(t, s) = h(t)^T h(s).
+
+    Args:
+        project_keys: first map keys to the query size with a learned matrix (which makes it
+            the `general` scorer); needed when the two sizes differ.
+    """
+
+    def __init__(self, query_size: int, key_size: int, project_keys: bool = False) -> None:
+        super().__init__(query_size, key_size)
+        if query_size != key_size and not project_keys:
+            raise ValueError(
+                f"{type(self).__name__}: query size {query_size} != key size {key_size} (a bidirectional "
+                f"encoder's keys are 2 x its hidden size); use the `general` scorer, or set "
+                f"project_keys: true to map keys to the query size")
+        self.key_proj = nn.Linear(key_size, query_size, bias=False) if project_keys else None
+
+    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.key_proj(keys) if self.key_proj is not None else keys  # (B, S, Q)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
+
+
+class ScaledDotScorer(DotScorer):
+    """Dot product divided by sqrt(d) (Vaswani et al. 2017), d the query size."""
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return super().forward(query, keys) / math.sqrt(self.query_size)
+
+
+class GeneralScorer(Scorer):
+    """Luong et al. (2015) general: e(t, s) = h(t)^T W h(s); W k is computed once per batch."""
+
+    def __init__(self, query_size: int, key_size: int) -> None:
+        super().__init__(query_size, key_size)
+        self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W
+
+    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.key_proj(keys)  # (B, S, Q)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
+
+
+class ConcatScorer(Scorer):
+    """Luong et al. (2015) concat: e(t, s) = v^T tanh(W [h(t); h(s)]).
+
+    W is one matrix over the concatenation; its key half is applied once per batch.
+
+    Args:
+        hidden_size: rows of W.
+    """
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
+        super().__init__(query_size, key_size)
+        self.weight = nn.Linear(query_size + key_size, hidden_size)  # W (with bias)
+        self.v = nn.Linear(hidden_size, 1, bias=False)
+
+    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(keys, self.weight.weight[:, self.query_size:])  # (B, S, A)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        from_query = torch.nn.functional.linear(query, self.weight.weight[:, : self.query_size], self.weight.bias)
+        return self.v(torch.tanh(from_query.unsqueeze(1) + keys)).squeeze(-1)  # (B, S)
+
+
+class LocationScorer(Scorer):
+    """Luong et al. (2015) location: a(t) = softmax(W h(t)), from the query alone.
+
+    The energy of position s is row s of W h(t); positions past the source length are masked
+    by `Attention` like any padding.
+
+    Args:
+        max_source_length: rows of W, the longest source (EOS included) it can attend over.
+    """
+
+    def __init__(self, query_size: int, key_size: int, max_source_length: int) -> None:
+        super().__init__(query_size, key_size)
+        self.max_source_length = max_source_length
+        self.weight = nn.Linear(query_size, max_source_length)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        length = keys.size(1)
+        if length > self.max_source_length:
+            raise ValueError(f"location attention: source of {length} tokens exceeds "
+                             f"max_source_length={self.max_source_length}")
+        return self.weight(query)[:, :length]  # (B, S)
+
+
 class Attention(nn.Module):
     """Masked softmax over a scorer's energies and the weighted sum of the values.
 
@@ -64,11 +181,16 @@ class Attention(nn.Module):
         super().__init__()
         self.scorer = scorer
 
-    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
-        return self.scorer.precompute(keys)
+    @property
+    def uses_coverage(self) -> bool:
+        return self.scorer.uses_coverage
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def precompute(self, encoded: EncoderOutput) -> torch.Tensor:
+        """The scorer's keys for this batch, computed once."""
+        return self.scorer.precompute(encoded.states)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Attends once.
 
         Args:
@@ -76,11 +198,38 @@ class Attention(nn.Module):
             keys: (B, S, *) output of `precompute`.
             values: (B, S, V) encoder annotations h(j).
             mask: (B, S) True at real positions; padded positions get weight exactly 0.
+            coverage: (B, S) sum of past weights, for scorers that use it.
 
         Returns:
             context (B, V) = sum_j alpha(j) h(j), and the weights alpha (B, S).
         """
-        energies = self.scorer(query, keys).masked_fill(~mask, float("-inf"))  # (B, S)
-        weights = torch.softmax(energies, dim=-1)  # (B, S)
+        energies = self.scorer(query, keys, coverage) if self.uses_coverage else self.scorer(query, keys)
+        weights = torch.softmax(energies.masked_fill(~mask, float("-inf")), dim=-1)  # (B, S)
         context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (B, V)
         return context, weights
+
+
+class FixedContext(nn.Module):
+    """No attention (Cho et al. 2014; the RNNencdec baseline of Bahdanau et al. 2015).
+
+    Every step gets the same context c = tanh(V [forward h(N); backward h(1)]), a summary of
+    the whole source computed once per batch; its "weights" are all zero.
+
+    Args:
+        summary_size: size of [forward h(N); backward h(1)].
+        context_size: size of c (the decoder expects the annotation size).
+    """
+
+    uses_coverage = False
+
+    def __init__(self, summary_size: int, context_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(summary_size, context_size)  # V
+
+    def precompute(self, encoded: EncoderOutput) -> torch.Tensor:
+        summary = torch.cat([encoded.final_forward, encoded.final_backward], dim=-1)  # (B, 2H)
+        return torch.tanh(self.proj(summary)).unsqueeze(1)  # (B, 1, K)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return keys[:, 0], torch.zeros_like(mask, dtype=values.dtype)

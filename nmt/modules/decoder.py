@@ -1,12 +1,13 @@
-"""The Bahdanau attention decoder (Bahdanau et al. 2015, appendix A.2).
+"""Attention decoders: the shared recurrent machinery and the two styles.
 
-At step i the previous state s(i-1) queries the attention, giving the context c(i); the GRU
-takes [E y(i-1); c(i)] and s(i-1) to give s(i); a deep output layer over [s(i); c(i); E y(i-1)]
-feeds the vocabulary softmax.
+`bahdanau` (Bahdanau et al. 2015): s(i-1) queries the attention before the RNN step, the context
+enters the GRU input, and a deep output layer over [s(i); c(i); E y(i-1)] feeds the softmax.
+`luong` (Luong et al. 2015): the RNN steps first, s(t) queries the attention, and the attentional
+state h~(t) = tanh(W_c [c(t); s(t)]) feeds the softmax (and, with input feeding, the next step).
 
-Everything that does not depend on the recurrence runs outside the step loop: the key
-projection (once per batch, `start`), the embedding part of the GRU input (once for all
-steps), and the deep output and vocabulary projection (once, over all steps).
+Work that does not depend on the recurrence runs outside the step loop: the scorer's key
+projection (once per batch, in `start`), the embedding part of the first GRU layer's input
+(once for all steps), and the output layers (once, over all steps).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nmt.modules.attention import Attention, Scorer
+from nmt.modules.attention import Attention, FixedContext, Scorer
 from nmt.modules.encoder import EncoderOutput
 from nmt.tokenizer import PAD_ID
 
@@ -49,95 +50,143 @@ class Memory:
                       self.mask.index_select(0, index))
 
 
-class DeepOutput(nn.Module):
-    """Deep output layer t = maxout(W [s; c; E y]) (or tanh), then vocabulary logits.
+class GRUStack(nn.Module):
+    """Stacked GRU cells advanced one step at a time.
+
+    The first layer's input is [static; dynamic]: the static part (the target embedding) is
+    known for all steps up front, so its gate projection runs once over the whole target.
 
     Args:
-        input_size: size of [s(i); c(i); E y(i-1)].
-        readout_size: size of t (the paper's l).
-        vocab_size: target vocabulary size.
-        activation: `maxout` (pairs, as in the paper) or `tanh`.
-        dropout: dropout on t.
+        static_size: size of the static input (embedding).
+        dynamic_size: size of the per-step input (context or input feed); 0 for none.
+        hidden_size: state size of every layer.
+        num_layers: stacked layers.
+        dropout: dropout between layers.
     """
 
-    def __init__(self, input_size: int, readout_size: int, vocab_size: int,
-                 activation: str = "maxout", dropout: float = 0.0) -> None:
+    def __init__(self, static_size: int, dynamic_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.static_to_gates = nn.Linear(static_size, 3 * hidden_size)
+        self.dynamic_to_gates = nn.Linear(dynamic_size, 3 * hidden_size, bias=False) if dynamic_size else None
+        self.below_to_gates = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers - 1))
+        self.hidden_to_gates = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
+        self.dropout = nn.Dropout(dropout)
+
+    def precompute(self, static: torch.Tensor) -> torch.Tensor:
+        """(..., static_size) -> (..., 3H): the static part of layer 1's gates."""
+        return self.static_to_gates(static)
+
+    @staticmethod
+    def _update(from_input: torch.Tensor, from_hidden: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        input_r, input_z, input_n = from_input.chunk(3, dim=-1)
+        hidden_r, hidden_z, hidden_n = from_hidden.chunk(3, dim=-1)
+        reset = torch.sigmoid(input_r + hidden_r)
+        update = torch.sigmoid(input_z + hidden_z)
+        candidate = torch.tanh(input_n + reset * hidden_n)
+        return candidate + update * (hidden - candidate)  # (1 - z) n + z h
+
+    def forward(self, static_gates: torch.Tensor, dynamic: torch.Tensor | None, hidden: torch.Tensor
+                ) -> torch.Tensor:
+        """One step: static_gates (B, 3H), dynamic (B, D) or None, hidden (B, L, H) -> (B, L, H)."""
+        from_input = static_gates
+        if self.dynamic_to_gates is not None:
+            from_input = from_input + self.dynamic_to_gates(dynamic)
+        layers = []
+        for layer, hidden_to_gates in enumerate(self.hidden_to_gates):
+            if layer > 0:
+                from_input = self.below_to_gates[layer - 1](self.dropout(layers[-1]))
+            layers.append(self._update(from_input, hidden_to_gates(hidden[:, layer]), hidden[:, layer]))
+        return torch.stack(layers, dim=1)
+
+
+class DeepOutput(nn.Module):
+    """t = maxout(W x) over pairs (the paper) or tanh(W x).
+
+    Args:
+        input_size: size of x.
+        output_size: size of t.
+        activation: `maxout` or `tanh`.
+    """
+
+    def __init__(self, input_size: int, output_size: int, activation: str = "maxout") -> None:
         super().__init__()
         if activation not in ("maxout", "tanh"):
-            raise ValueError(f"deep output activation {activation!r}: use maxout or tanh")
+            raise ValueError(f"deep_output={activation!r}: use maxout or tanh")
         self.maxout = activation == "maxout"
-        self.hidden = nn.Linear(input_size, readout_size * (2 if self.maxout else 1))
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(readout_size, vocab_size)
+        self.linear = nn.Linear(input_size, output_size * (2 if self.maxout else 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features (..., input_size) -> logits (..., vocab_size)."""
-        hidden = self.hidden(features)
-        if self.maxout:
-            hidden = hidden.unflatten(-1, (-1, 2)).amax(-1)  # (..., R)
-        else:
-            hidden = torch.tanh(hidden)
-        return self.output(self.dropout(hidden))
+        hidden = self.linear(features)
+        return hidden.unflatten(-1, (-1, 2)).amax(-1) if self.maxout else torch.tanh(hidden)
 
 
-class BahdanauDecoder(nn.Module):
-    """GRU decoder that attends with s(i-1) before its step (the paper's RNNsearch decoder).
+class RecurrentDecoder(nn.Module):
+    """What both decoder styles share: embeddings, attention, initial state, the step loop,
+    the vocabulary projection. A style defines `step` and `readout`.
 
     Args:
         vocab_size: target vocabulary size.
         key_size: size of the encoder annotations (2H for a bidirectional encoder).
         init_size: size of the encoder summary the initial state is computed from.
         embedding_size: size of the target word embeddings.
-        hidden_size: GRU state size.
-        scorer: builds the attention scorer from (query_size, key_size); a Hydra partial.
-        readout_size: size of the deep output layer.
-        deep_output: `maxout` or `tanh`.
-        dropout: dropout on target embeddings and on the deep output.
+        hidden_size: GRU state size (every layer).
+        num_layers: stacked GRU layers.
+        scorer: builds the attention scorer from (query_size, key_size); None: no attention,
+            a fixed context from the encoder's final states (the RNNencdec baseline).
+        dynamic_size: size of layer 1's per-step input.
+        readout_size: size of the features the vocabulary projection reads.
+        tie_embeddings: share the target embedding matrix with the vocabulary projection
+            (needs readout_size == embedding_size).
+        embedding_dropout, hidden_dropout, output_dropout: dropout on target embeddings,
+            between GRU layers and on the RNN outputs, and on the readout.
     """
 
-    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int,
-                 hidden_size: int, scorer: Callable[..., Scorer], readout_size: int,
-                 deep_output: str = "maxout", dropout: float = 0.0) -> None:
+    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int, hidden_size: int,
+                 num_layers: int, scorer: Callable[..., Scorer] | None, dynamic_size: int, readout_size: int,
+                 tie_embeddings: bool, embedding_dropout: float, hidden_dropout: float,
+                 output_dropout: float) -> None:
         super().__init__()
+        self.num_layers, self.hidden_size = num_layers, hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(dropout)
-        self.attention = Attention(scorer(query_size=hidden_size, key_size=key_size))
-        self.init_state = nn.Linear(init_size, hidden_size)
-        # GRU weights, split by input so the embedding part runs once for all steps.
-        self.embedding_to_gates = nn.Linear(embedding_size, 3 * hidden_size)
-        self.context_to_gates = nn.Linear(key_size, 3 * hidden_size, bias=False)
-        self.hidden_to_gates = nn.Linear(hidden_size, 3 * hidden_size)
-        self.deep_output = DeepOutput(hidden_size + key_size + embedding_size, readout_size,
-                                      vocab_size, deep_output, dropout)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.hidden_dropout = nn.Dropout(hidden_dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
+        self.attention = (Attention(scorer(query_size=hidden_size, key_size=key_size)) if scorer is not None
+                          else FixedContext(2 * init_size, key_size))
+        self.init_state = nn.Linear(init_size, num_layers * hidden_size)
+        self.rnn = GRUStack(embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
+        self.generator = nn.Linear(readout_size, vocab_size)
+        if tie_embeddings:
+            if readout_size != embedding_size:
+                raise ValueError(f"tie_embeddings needs the readout size ({readout_size}) to equal the "
+                                 f"embedding size ({embedding_size})")
+            self.generator.weight = self.embedding.weight
 
     def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
         """Precomputes the attention keys and the initial state s(0) = tanh(W_s backward h(1))."""
-        memory = Memory(self.attention.precompute(encoded.states), encoded.states, encoded.mask)
-        return memory, {"hidden": torch.tanh(self.init_state(encoded.final_backward))}
+        memory = Memory(self.attention.precompute(encoded), encoded.states, encoded.mask)
+        hidden = torch.tanh(self.init_state(encoded.final_backward)).unflatten(-1, (self.num_layers, -1))
+        state = {"hidden": hidden}  # (B, L, H)
+        if self.attention.uses_coverage:
+            state["coverage"] = torch.zeros_like(encoded.mask, dtype=encoded.states.dtype)  # (B, S)
+        return memory, state
 
-    def step(self, input_gates: torch.Tensor, state: DecoderState, memory: Memory
+    def attend(self, query: torch.Tensor, state: DecoderState, memory: Memory
+               ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """Context and weights for `query`; the returned state entries carry the coverage on."""
+        coverage = state.get("coverage")
+        context, weights = self.attention(query, memory.keys, memory.values, memory.mask, coverage)
+        return context, weights, ({"coverage": coverage + weights} if coverage is not None else {})
+
+    def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
              ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
-        """One recurrence step.
+        """One step: static_gates (B, 3H) -> new state, step features (B, F), weights (B, S)."""
+        raise NotImplementedError
 
-        Args:
-            input_gates: (B, 3H) embedding part of the GRU input for y(i-1).
-            state: holds `hidden` s(i-1), (B, H).
-            memory: the batch's source side.
-
-        Returns:
-            The new state with s(i), the context c(i) (B, K), and the weights alpha(i) (B, S).
-        """
-        hidden = state["hidden"]
-        context, weights = self.attention(hidden, memory.keys, memory.values, memory.mask)
-        from_input = input_gates + self.context_to_gates(context)  # (B, 3H)
-        from_hidden = self.hidden_to_gates(hidden)  # (B, 3H)
-        input_r, input_z, input_n = from_input.chunk(3, dim=-1)
-        hidden_r, hidden_z, hidden_n = from_hidden.chunk(3, dim=-1)
-        reset = torch.sigmoid(input_r + hidden_r)
-        update = torch.sigmoid(input_z + hidden_z)
-        candidate = torch.tanh(input_n + reset * hidden_n)
-        hidden = candidate + update * (hidden - candidate)  # (1 - z) n + z s(i-1)
-        return {"hidden": hidden}, context, weights
+    def readout(self, features: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
+        """Step features (..., F) and input embeddings (..., E) -> readout (..., readout_size)."""
+        raise NotImplementedError
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,21 +198,90 @@ class BahdanauDecoder(nn.Module):
         Returns:
             logits (B, T, V) and attention weights (B, T, S).
         """
-        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        input_gates = self.embedding_to_gates(embedded)  # (B, T, 3H)
-        hiddens, contexts, weights = [], [], []
-        for step_gates in input_gates.unbind(1):  # unbind: one backward op, not T slice copies
-            state, context, alpha = self.step(step_gates, state, memory)
-            hiddens.append(state["hidden"])
-            contexts.append(context)
+        embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
+        features, weights = [], []
+        for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
+            state, step_features, alpha = self.step(static_gates, state, memory)
+            features.append(step_features)
             weights.append(alpha)
-        features = torch.cat([torch.stack(hiddens, 1), torch.stack(contexts, 1), embedded], dim=-1)
-        return self.deep_output(features), torch.stack(weights, 1)
+        readout = self.readout(torch.stack(features, 1), embedded)  # (B, T, R)
+        return self.generator(self.output_dropout(readout)), torch.stack(weights, 1)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
                     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step of free-running decoding: y(i-1) (B,) -> logits (B, V), state, alpha (B, S)."""
-        embedded = self.embedding(prev_tokens)  # (B, E)
-        state, context, weights = self.step(self.embedding_to_gates(embedded), state, memory)
-        logits = self.deep_output(torch.cat([state["hidden"], context, embedded], dim=-1))
-        return logits, state, weights
+        embedded = self.embedding_dropout(self.embedding(prev_tokens))  # (B, E)
+        state, features, weights = self.step(self.rnn.precompute(embedded), state, memory)
+        return self.generator(self.output_dropout(self.readout(features, embedded))), state, weights
+
+
+class BahdanauDecoder(RecurrentDecoder):
+    """Attend with s(i-1), then step the GRU on [E y(i-1); c(i)]; deep output over [s(i); c(i); E y(i-1)].
+
+    Args:
+        readout_size: size of the deep output layer (the paper's l).
+        deep_output: `maxout` (the paper) or `tanh`.
+        (the rest: see `RecurrentDecoder`)
+    """
+
+    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int, hidden_size: int,
+                 readout_size: int, scorer: Callable[..., Scorer] | None = None, num_layers: int = 1,
+                 deep_output: str = "maxout", tie_embeddings: bool = False, embedding_dropout: float = 0.0,
+                 hidden_dropout: float = 0.0, output_dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, key_size, init_size, embedding_size, hidden_size, num_layers, scorer,
+                         dynamic_size=key_size, readout_size=readout_size, tie_embeddings=tie_embeddings,
+                         embedding_dropout=embedding_dropout, hidden_dropout=hidden_dropout,
+                         output_dropout=output_dropout)
+        self.deep_output = DeepOutput(hidden_size + key_size + embedding_size, readout_size, deep_output)
+
+    def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
+             ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
+        context, weights, carried = self.attend(state["hidden"][:, -1], state, memory)  # query: top s(i-1)
+        hidden = self.rnn(static_gates, context, state["hidden"])  # (B, L, H)
+        features = torch.cat([self.hidden_dropout(hidden[:, -1]), context], dim=-1)  # [s(i); c(i)]
+        return {"hidden": hidden, **carried}, features, weights
+
+    def readout(self, features: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
+        return self.deep_output(torch.cat([features, embedded], dim=-1))
+
+
+class LuongDecoder(RecurrentDecoder):
+    """Step the GRU first, attend with s(t), h~(t) = tanh(W_c [c(t); s(t)]) feeds the softmax.
+
+    Args:
+        attentional_size: size of h~(t).
+        input_feeding: give h~(t-1) to the GRU with the embedding (Luong et al. section 3.3).
+        (the rest: see `RecurrentDecoder`)
+    """
+
+    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int, hidden_size: int,
+                 attentional_size: int, scorer: Callable[..., Scorer] | None = None, num_layers: int = 1,
+                 input_feeding: bool = True, tie_embeddings: bool = False, embedding_dropout: float = 0.0,
+                 hidden_dropout: float = 0.0, output_dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, key_size, init_size, embedding_size, hidden_size, num_layers, scorer,
+                         dynamic_size=attentional_size if input_feeding else 0, readout_size=attentional_size,
+                         tie_embeddings=tie_embeddings, embedding_dropout=embedding_dropout,
+                         hidden_dropout=hidden_dropout, output_dropout=output_dropout)
+        self.input_feeding = input_feeding
+        self.attentional_size = attentional_size
+        self.combine = nn.Linear(key_size + hidden_size, attentional_size, bias=False)  # W_c
+
+    def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
+        memory, state = super().start(encoded)
+        if self.input_feeding:
+            state["feed"] = encoded.states.new_zeros(encoded.states.size(0), self.attentional_size)
+        return memory, state
+
+    def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
+             ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
+        hidden = self.rnn(static_gates, state.get("feed"), state["hidden"])  # (B, L, H)
+        top = self.hidden_dropout(hidden[:, -1])  # s(t)
+        context, weights, carried = self.attend(top, state, memory)
+        attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))  # h~(t)
+        new_state = {"hidden": hidden, **carried}
+        if self.input_feeding:
+            new_state["feed"] = attentional
+        return new_state, attentional, weights
+
+    def readout(self, features: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
+        return features

@@ -18,12 +18,14 @@ class EncoderOutput:
     Attributes:
         states: (B, S, 2H) annotations h(j) = [forward h(j); backward h(j)]; zero at padding.
         mask: (B, S) True at real (non-padded) positions.
+        final_forward: (B, H) last layer's forward state at the last word.
         final_backward: (B, H) last layer's backward state at the first word (the paper's
             backward h(1), from which the decoder's initial state is computed).
     """
 
     states: torch.Tensor
     mask: torch.Tensor
+    final_forward: torch.Tensor
     final_backward: torch.Tensor
 
 
@@ -37,16 +39,19 @@ class RNNEncoder(nn.Module):
         embedding_size: size of the source word embeddings.
         hidden_size: GRU size per direction (annotations have 2 * hidden_size).
         num_layers: stacked bidirectional layers.
-        dropout: dropout on embeddings and between layers.
+        embedding_dropout: dropout on the source embeddings.
+        hidden_dropout: dropout between layers and on the annotations.
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int,
-                 num_layers: int = 1, dropout: float = 0.0) -> None:
+    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int = 1,
+                 embedding_dropout: float = 0.0, hidden_dropout: float = 0.0) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = nn.GRU(embedding_size, hidden_size, num_layers, batch_first=True,
-                          bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.rnn = nn.GRU(embedding_size, hidden_size, num_layers, batch_first=True, bidirectional=True,
+                          dropout=hidden_dropout if num_layers > 1 else 0.0)
+        self.hidden_dropout = nn.Dropout(hidden_dropout)
+        self.embedding_size = embedding_size
         self.hidden_size = hidden_size
         self.output_size = 2 * hidden_size
 
@@ -57,8 +62,9 @@ class RNNEncoder(nn.Module):
             src: (B, S) token ids, padded with PAD_ID.
             src_lengths: (B,) lengths, on the CPU.
         """
-        embedded = self.dropout(self.embedding(src))  # (B, S, E)
+        embedded = self.embedding_dropout(self.embedding(src))  # (B, S, E)
         packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_states, final = self.rnn(packed)  # final: (layers * 2, B, H)
         states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=src.size(1))
-        return EncoderOutput(states=states, mask=src != PAD_ID, final_backward=final[-1])
+        return EncoderOutput(states=self.hidden_dropout(states), mask=src != PAD_ID,
+                             final_forward=final[-2], final_backward=final[-1])

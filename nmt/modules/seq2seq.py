@@ -7,8 +7,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nmt.modules.decoder import BahdanauDecoder, DecoderState, Memory
+from nmt.modules.decoder import DecoderState, Memory, RecurrentDecoder
 from nmt.modules.encoder import RNNEncoder
+from nmt.modules.initialization import bahdanau_init_
+
+INITIALIZERS = {"default": None, "bahdanau": bahdanau_init_}
 
 
 class Seq2Seq(nn.Module):
@@ -18,14 +21,31 @@ class Seq2Seq(nn.Module):
         encoder: builds the encoder given `vocab_size` (a Hydra partial).
         decoder: builds the decoder given `vocab_size`, `key_size` and `init_size`.
         src_vocab_size, tgt_vocab_size: known only once the tokenizers exist.
+        share_embeddings: one embedding matrix for source and target (needs a joint
+            vocabulary and equal embedding sizes).
+        init: `default` (PyTorch's) or `bahdanau` (the paper's scheme, see `initialization`).
     """
 
-    def __init__(self, encoder: Callable[..., RNNEncoder], decoder: Callable[..., BahdanauDecoder],
-                 src_vocab_size: int, tgt_vocab_size: int) -> None:
+    def __init__(self, encoder: Callable[..., RNNEncoder], decoder: Callable[..., RecurrentDecoder],
+                 src_vocab_size: int, tgt_vocab_size: int, share_embeddings: bool = False,
+                 init: str = "default") -> None:
         super().__init__()
+        if init not in INITIALIZERS:
+            raise ValueError(f"model.init={init!r}: use one of {', '.join(INITIALIZERS)}")
         self.encoder = encoder(vocab_size=src_vocab_size)
         self.decoder = decoder(vocab_size=tgt_vocab_size, key_size=self.encoder.output_size,
                                init_size=self.encoder.hidden_size)
+        if share_embeddings:
+            source, target = self.encoder.embedding.weight, self.decoder.embedding.weight
+            if source.shape != target.shape:
+                raise ValueError(f"share_embeddings needs equal vocabularies and embedding sizes: source "
+                                 f"{tuple(source.shape)}, target {tuple(target.shape)} (use tokenizer.joint=true)")
+            tied = self.decoder.generator.weight is target
+            self.decoder.embedding.weight = source
+            if tied:  # keep the output projection tied to the (now shared) embedding
+                self.decoder.generator.weight = source
+        if INITIALIZERS[init] is not None:
+            INITIALIZERS[init](self)
 
     def start(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
         """Encodes the source once: the memory and initial state every later step uses."""

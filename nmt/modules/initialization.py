@@ -1,0 +1,29 @@
+"""The initialization of Bahdanau et al. (2015), appendix B.2, as an option.
+
+Recurrent weight matrices: random orthogonal (per gate block). Attention weights: N(0, 0.001^2),
+except the scorer's output vector v: zero. Biases: zero. Every other weight: N(0, 0.01^2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _is_recurrent(name: str) -> bool:
+    return "weight_hh" in name or "hidden_to_gates" in name  # nn.GRU's and GRUStack's U, U_z, U_r
+
+
+def bahdanau_init_(model: nn.Module) -> None:
+    """Re-initializes `model` in place by parameter name (see the module docstring)."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") or name.endswith(".v.weight"):
+                nn.init.zeros_(parameter)
+            elif _is_recurrent(name):
+                for block in parameter.chunk(3, dim=0):  # reset, update, candidate gates
+                    nn.init.orthogonal_(block)
+            elif ".attention." in name or name.startswith("attention."):
+                nn.init.normal_(parameter, std=0.001)
+            else:
+                nn.init.normal_(parameter, std=0.01)

@@ -1,0 +1,141 @@
+"""Both decoder styles, the no-attention baseline, and the model options."""
+
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from nmt.data.batching import collate
+from nmt.modules.attention import AdditiveScorer, CoverageScorer, GeneralScorer
+from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
+from nmt.modules.encoder import RNNEncoder
+from nmt.modules.seq2seq import Seq2Seq
+from nmt.tokenizer import PAD_ID
+from tests.conftest import VOCAB, random_sentences
+
+STYLES = {
+    "bahdanau": partial(BahdanauDecoder, readout_size=8, scorer=partial(AdditiveScorer, hidden_size=12)),
+    "bahdanau_2_layers": partial(BahdanauDecoder, readout_size=8, num_layers=2,
+                                 scorer=partial(AdditiveScorer, hidden_size=12)),
+    "bahdanau_coverage": partial(BahdanauDecoder, readout_size=8, scorer=partial(CoverageScorer, hidden_size=12)),
+    "luong_input_feeding": partial(LuongDecoder, attentional_size=16, input_feeding=True, scorer=GeneralScorer),
+    "luong_no_input_feeding": partial(LuongDecoder, attentional_size=16, input_feeding=False,
+                                      scorer=GeneralScorer),
+    "luong_2_layers": partial(LuongDecoder, attentional_size=16, num_layers=2, scorer=GeneralScorer),
+    "no_attention": partial(BahdanauDecoder, readout_size=8, scorer=None),
+}
+
+
+def build(style: str, dtype=torch.float64, **options) -> Seq2Seq:
+    decoder = partial(STYLES[style], embedding_size=8, hidden_size=16)
+    encoder_options = {k: options.pop(k) for k in list(options) if k.startswith("encoder_")}
+    encoder = partial(RNNEncoder, embedding_size=8, hidden_size=8,
+                      **{k.removeprefix("encoder_"): v for k, v in encoder_options.items()})
+    return Seq2Seq(encoder=encoder, decoder=partial(decoder, **options), src_vocab_size=VOCAB,
+                   tgt_vocab_size=VOCAB).to(dtype)
+
+
+def toy_batch(count=4):
+    return collate(random_sentences(count), random_sentences(count), list(range(count)))
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_teacher_forcing_equals_step_by_step_decoding(style):
+    model = build(style).eval()
+    batch = toy_batch(3)
+    logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
+    memory, state = model.start(batch.src, batch.src_lengths)
+    for t in range(batch.tgt_in.size(1)):
+        log_probs, state, weights = model.decode_step(batch.tgt_in[:, t], state, memory)
+        assert_close(log_probs, torch.log_softmax(logits[:, t], -1))
+        assert_close(weights, attention[:, t])
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_every_style_overfits_one_batch(style):
+    model = build(style, dtype=torch.float32)
+    batch = toy_batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05, style
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_gradients_reach_every_parameter(style):
+    model = build(style, embedding_dropout=0.1, hidden_dropout=0.1, output_dropout=0.1)
+    batch = toy_batch()
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_attention_keys_are_projected_once_per_batch():
+    model = build("bahdanau")
+    calls = []
+    model.decoder.attention.scorer.key_proj.register_forward_hook(lambda *_: calls.append(1))
+    batch = collate(random_sentences(2), random_sentences(2, min_length=6), [0, 1])
+    model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert len(calls) == 1
+
+
+def test_coverage_is_the_running_sum_of_past_attention():
+    model = build("bahdanau_coverage").eval()
+    batch = toy_batch(2)
+    _, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
+    memory, state = model.start(batch.src, batch.src_lengths)
+    for t in range(batch.tgt_in.size(1)):
+        assert_close(state["coverage"], attention[:, :t].sum(1))
+        _, state, _ = model.decode_step(batch.tgt_in[:, t], state, memory)
+
+
+def test_no_attention_gives_every_step_the_same_context():
+    model = build("no_attention").eval()
+    batch = toy_batch(2)
+    memory, state = model.start(batch.src, batch.src_lengths)
+    _, weights, _ = model.decoder.attend(state["hidden"][:, -1], state, memory)
+    assert torch.equal(weights, torch.zeros_like(weights))
+    other_query = torch.randn_like(state["hidden"][:, -1])
+    assert_close(model.decoder.attend(other_query, state, memory)[0], model.decoder.attend(
+        state["hidden"][:, -1], state, memory)[0])
+
+
+def test_tied_and_shared_embeddings_are_one_matrix():
+    model = build("bahdanau", tie_embeddings=True, embedding_size=8)
+    assert model.decoder.generator.weight is model.decoder.embedding.weight
+    shared = Seq2Seq(encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8),
+                     decoder=partial(STYLES["bahdanau"], embedding_size=8, hidden_size=16, tie_embeddings=True),
+                     src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, share_embeddings=True)
+    assert shared.encoder.embedding.weight is shared.decoder.embedding.weight is shared.decoder.generator.weight
+    assert sum(p.numel() for p in shared.parameters()) == sum(p.numel() for p in build("bahdanau").parameters()) - 2 * VOCAB * 8
+
+
+def test_tying_and_sharing_check_their_sizes():
+    with pytest.raises(ValueError, match=r"readout size \(12\) to equal the embedding size \(8\)"):
+        build("bahdanau", tie_embeddings=True, readout_size=12)
+    with pytest.raises(ValueError, match="share_embeddings needs equal vocabularies"):
+        Seq2Seq(encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8),
+                decoder=partial(STYLES["bahdanau"], embedding_size=8, hidden_size=16),
+                src_vocab_size=VOCAB, tgt_vocab_size=VOCAB + 1, share_embeddings=True)
+
+
+def test_bahdanau_initialization():
+    model = Seq2Seq(encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8),
+                    decoder=partial(STYLES["bahdanau"], embedding_size=8, hidden_size=16),
+                    src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, init="bahdanau")
+    parameters = {name: p.detach() for name, p in model.named_parameters()}
+    for name, parameter in parameters.items():
+        if name.endswith("bias") or name.endswith(".v.weight"):
+            assert torch.equal(parameter, torch.zeros_like(parameter)), name
+    for name in ("encoder.rnn.weight_hh_l0", "encoder.rnn.weight_hh_l0_reverse", "decoder.rnn.hidden_to_gates.0.weight"):
+        for block in parameters[name].chunk(3, dim=0):
+            assert_close(block @ block.T, torch.eye(block.size(0)), atol=1e-5, rtol=0), name
+    assert parameters["decoder.attention.scorer.key_proj.weight"].std() == pytest.approx(0.001, rel=0.2)
+    assert parameters["decoder.generator.weight"].std() == pytest.approx(0.01, rel=0.2)
