@@ -63,6 +63,13 @@ def inputs(key_size):
     return query, keys, mask, cov
 
 
+def attention_inputs(name):
+    """Random inputs and an `Attention` over the named scorer (the location scorer included)."""
+    factory, key_size = (SCORERS[name][:2] if name != "location"
+                         else (partial(LocationScorer, max_source_length=8), KEY))
+    return *inputs(key_size), Attention(factory(query_size=QUERY, key_size=key_size)).double()
+
+
 def attend(attention, query, keys, mask, cov):
     cov = cov if attention.uses_coverage else None
     return attention(query, attention.scorer.precompute(keys), keys, mask, cov)
@@ -70,10 +77,7 @@ def attend(attention, query, keys, mask, cov):
 
 @pytest.mark.parametrize("name", [*SCORERS, "location"])
 def test_weights_are_zero_on_padding_and_sum_to_one(name):
-    factory, key_size = (SCORERS[name][:2] if name != "location"
-                         else (partial(LocationScorer, max_source_length=8), KEY))
-    query, keys, mask, cov = inputs(key_size)
-    attention = Attention(factory(query_size=QUERY, key_size=key_size)).double()
+    query, keys, mask, cov, attention = attention_inputs(name)
     context, weights = attend(attention, query, keys, mask, cov)
     assert torch.equal(weights[~mask], torch.zeros_like(weights[~mask]))
     assert (weights[mask] > 0).all()
@@ -105,10 +109,7 @@ def test_location_scorer_matches_its_equation_and_ignores_keys():
 
 @pytest.mark.parametrize("name", [*SCORERS, "location"])
 def test_gradients_reach_every_parameter_and_input(name):
-    factory, key_size = (SCORERS[name][:2] if name != "location"
-                         else (partial(LocationScorer, max_source_length=8), KEY))
-    query, keys, mask, cov = inputs(key_size)
-    attention = Attention(factory(query_size=QUERY, key_size=key_size)).double()
+    query, keys, mask, cov, attention = attention_inputs(name)
     context, _ = attend(attention, query, keys, mask, cov)
     context.pow(2).sum().backward()
     for parameter_name, parameter in attention.named_parameters():

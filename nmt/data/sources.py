@@ -16,9 +16,6 @@ from nmt.data.corpus import read_parallel
 from nmt.errors import UserError
 from nmt.fileio import write_bytes_atomically
 
-SPLITS = ("train", "valid", "test")
-
-
 @dataclass(frozen=True)
 class SplitFiles:
     """The two line-aligned files of one split."""
