@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.checkpoint import load_checkpoint
 from nmt.data.batching import filter_by_length
 from nmt.data.corpus import drop_empty_pairs, read_parallel
+from nmt.errors import UserError
 from nmt.evaluation import Scores, score
 from nmt.search import greedy_search
 from nmt.tokenizer import build_tokenizers
@@ -33,6 +34,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seeds Python's and torch's generators: with the same seed, CPU runs repeat exactly."""
     random.seed(seed)
     torch.manual_seed(seed)
 
@@ -53,10 +55,17 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores:
     src_ids, tgt_ids, too_long = filter_by_length(
         src_tokenizer.encode(train_src), tgt_tokenizer.encode(train_tgt), cfg.max_length)
     log.info("training pairs: %d kept, %d longer than %d tokens dropped", len(src_ids), too_long, cfg.max_length)
+    if not src_ids:
+        raise UserError(f"{splits['train'].src}: no training pairs left after dropping empty lines and pairs "
+                        f"over max_length={cfg.max_length}")
     train_data = instantiate(cfg.batching)(src_ids, tgt_ids)
 
     valid_src, valid_tgt = drop_empty_pairs(*read_parallel(splits["valid"].src, splits["valid"].tgt))[:2]
+    if not valid_src:
+        raise UserError(f"{splits['valid'].src}: no validation pairs with both sides non-empty")
     valid_data = ValidationData(src_tokenizer.encode(valid_src), tgt_tokenizer.encode(valid_tgt), valid_tgt)
+    if cfg.model.get("share_embeddings") and not cfg.tokenizer.joint:
+        raise UserError("model.share_embeddings=true needs one vocabulary for both sides: set tokenizer.joint=true")
 
     model = instantiate(cfg.model, src_vocab_size=src_tokenizer.vocab_size,
                         tgt_vocab_size=tgt_tokenizer.vocab_size).to(device)

@@ -9,6 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside `path`; on success it replaces `path` in one rename.
@@ -19,6 +25,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield Path(tmp)
         with open(tmp, "rb") as written:
@@ -29,5 +36,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes_atomically(path: str | Path, data: bytes) -> None:
+    """Writes `data` to `path` through `atomic_path`."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

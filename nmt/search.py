@@ -12,7 +12,9 @@ import torch
 
 from nmt.modules.decoder import select_state
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.tokenizer import BOS_ID, EOS_ID
+from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+NEVER_GENERATED = [PAD_ID, BOS_ID]  # symbols a translation never contains
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     Args:
         src: (B, S) padded source ids; src_lengths: (B,) lengths (with EOS).
         max_length_ratio, max_length_offset: the output length limit (see `max_output_lengths`).
+
+    Returns:
+        One hypothesis per sentence, in batch order (score = log-probability).
     """
     memory, state = model.start(src, src_lengths)
     batch_size = src.size(0)
@@ -52,6 +57,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     outputs = []
     for step in range(int(limits.max())):
         log_probs, state, _ = model.decode_step(tokens, state, memory)
+        log_probs[:, NEVER_GENERATED] = float("-inf")
         log_probs[step + 1 >= limits, :EOS_ID] = float("-inf")  # at the limit only EOS is left
         log_probs[step + 1 >= limits, EOS_ID + 1:] = float("-inf")
         best, tokens = log_probs.max(dim=-1)
@@ -81,6 +87,10 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
     Args:
         beam_size: open hypotheses per sentence (1 gives greedy search).
         alpha: length penalty exponent (0: no penalty).
+        max_length_ratio, max_length_offset: the output length limit (see `max_output_lengths`).
+
+    Returns:
+        The best finished hypothesis of each sentence, in batch order.
     """
     batch_size, device = src.size(0), src.device
     memory, state = model.start(src, src_lengths)
@@ -94,6 +104,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
     active = list(range(batch_size))  # sentences still searching, in the order of the rows
     for step in range(max(limits)):
         log_probs, state, _ = model.decode_step(history[:, -1], state, memory)
+        log_probs[:, NEVER_GENERATED] = float("-inf")
         vocab_size = log_probs.size(-1)
         candidates = (scores.unsqueeze(-1) + log_probs.view(len(active), beam_size, vocab_size))
         at_limit = torch.tensor([step + 1 >= limits[s] for s in active], device=device)

@@ -32,12 +32,15 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """Number of pieces, special symbols included."""
         return self.processor.get_piece_size()
 
     def encode(self, lines: list[str]) -> list[list[int]]:
+        """Raw sentences -> piece ids (no BOS/EOS)."""
         return self.processor.encode(lines)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
+        """Piece ids -> detokenized sentences."""
         return self.processor.decode(ids)
 
 

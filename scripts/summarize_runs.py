@@ -13,6 +13,7 @@ from nmt.errors import UserError
 
 
 def row(run_dir: Path) -> str:
+    """One table row from a run's best checkpoint and scores.json."""
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     config, valid = best["config"], best["valid"]
     scorer = (config["model"]["decoder"].get("scorer") or {}).get("_target_", "none").rsplit(".", 1)[-1]
@@ -27,11 +28,10 @@ def main(run_dirs: list[str]) -> None:
     print("| name | decoder | scorer | best step | valid BLEU (greedy) | valid ppl | test BLEU | test chrF | run |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for run_dir in map(Path, run_dirs):
-        if (run_dir / "checkpoints" / "best.pt").is_file():
-            try:
-                print(row(run_dir))
-            except UserError as error:
-                print(f"error: {error}", file=sys.stderr)
+        try:
+            print(row(run_dir))
+        except UserError as error:
+            print(f"skipped: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

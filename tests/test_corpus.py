@@ -34,3 +34,9 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
 def test_pairs_with_an_empty_side_are_dropped_and_counted():
     src, tgt, dropped = drop_empty_pairs(["a", "", "c", "d"], ["x", "y", "  ", "w"])
     assert (src, tgt, dropped) == (["a", "d"], ["x", "w"], 2)
+
+
+def test_a_corrupt_gzip_file_is_named(tmp_path):
+    (tmp_path / "cut.de.gz").write_bytes(gzip.compress(b"ein Hund\n" * 50)[:30])
+    with pytest.raises(UserError, match=r"cut\.de\.gz: cannot read"):
+        read_lines(tmp_path / "cut.de.gz")

@@ -132,10 +132,12 @@ def test_bahdanau_initialization():
                     src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, init="bahdanau")
     parameters = {name: p.detach() for name, p in model.named_parameters()}
     for name, parameter in parameters.items():
-        if name.endswith("bias") or name.endswith(".v.weight"):
+        if name.rsplit(".", 1)[-1].startswith("bias") or name.endswith(".v.weight"):
             assert torch.equal(parameter, torch.zeros_like(parameter)), name
     for name in ("encoder.rnn.weight_hh_l0", "encoder.rnn.weight_hh_l0_reverse", "decoder.rnn.hidden_to_gates.0.weight"):
         for block in parameters[name].chunk(3, dim=0):
             assert_close(block @ block.T, torch.eye(block.size(0)), atol=1e-5, rtol=0), name
+    assert "encoder.rnn.bias_hh_l0_reverse" in parameters
+    assert torch.equal(parameters["decoder.embedding.weight"][PAD_ID], torch.zeros(8, dtype=torch.float64))
     assert parameters["decoder.attention.scorer.key_proj.weight"].std() == pytest.approx(0.001, rel=0.2)
     assert parameters["decoder.generator.weight"].std() == pytest.approx(0.01, rel=0.2)

@@ -36,9 +36,11 @@ class Batch:
 
     @property
     def num_target_tokens(self) -> int:
+        """Real (non-pad) target tokens, EOS included: the loss's normalizer."""
         return int((self.tgt_out != PAD_ID).sum()) if self.tgt_out is not None else 0
 
     def to(self, device: torch.device) -> Batch:
+        """The batch with its tensors on `device` (lengths stay on the CPU, as packing needs)."""
         move = lambda t: t.to(device, non_blocking=True) if t is not None else None  # noqa: E731
         return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.indices)
 
@@ -118,9 +120,6 @@ class ParallelData:
                  max_sentences: int | None = None, seed: int = 0) -> None:
         self.src_ids, self.tgt_ids = src_ids, tgt_ids
         self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, seed
-
-    def __len__(self) -> int:
-        return len(self.src_ids)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """Yields the shuffled batches of one epoch."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 from nmt.errors import UserError
@@ -18,9 +19,11 @@ def read_lines(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        return decode_lines(handle.read(), str(path))
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise UserError(f"{path}: cannot read ({error})") from None
+    return decode_lines(data, str(path))
 
 
 def decode_lines(data: bytes, name: str) -> list[str]:

@@ -7,12 +7,13 @@ split, the source and target file. Everything after that (tokenization, batching
 from __future__ import annotations
 
 import gzip
+import zlib
 import random
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmt.data.corpus import read_parallel
+from nmt.data.corpus import read_lines, read_parallel
 from nmt.errors import UserError
 from nmt.fileio import write_bytes_atomically
 
@@ -59,6 +60,7 @@ class Multi30k:
         self.stems = {"train": "train", "valid": "val", "test": test_set}
 
     def prepare(self) -> dict[str, SplitFiles]:
+        """Fetches the missing files, checks each split's line counts, returns their paths."""
         splits = {}
         for split, stem in self.stems.items():
             files = SplitFiles(self._fetch(f"{stem}.{self.src_lang}"), self._fetch(f"{stem}.{self.tgt_lang}"))
@@ -76,7 +78,7 @@ class Multi30k:
             try:
                 with urllib.request.urlopen(self.URL.format(name=name), timeout=60) as response:
                     data = gzip.decompress(response.read())
-            except OSError as error:
+            except (OSError, EOFError, zlib.error) as error:
                 raise UserError(
                     f"cannot download {name} ({error}); offline, set NMT_MULTI30K or "
                     f"data.local_dir to a folder holding the Multi30k files"
@@ -86,10 +88,9 @@ class Multi30k:
 
     def _read_local(self, name: str) -> bytes:
         gzipped, plain = self.local_dir / f"{name}.gz", self.local_dir / name
-        if gzipped.is_file():
-            return gzip.decompress(gzipped.read_bytes())
-        if plain.is_file():
-            return plain.read_bytes()
+        for path in (gzipped, plain):
+            if path.is_file():
+                return "".join(f"{line}\n" for line in read_lines(path)).encode()
         raise UserError(f"{gzipped}: file not found (data.local_dir={self.local_dir})")
 
 
@@ -136,6 +137,7 @@ class ToyTask:
         return " ".join(self.dictionary[word] for word in reversed(sentence.split()))
 
     def prepare(self) -> dict[str, SplitFiles]:
+        """Writes the splits (the same text on every call with the same settings)."""
         rng = random.Random(self.seed)
         splits = {}
         for split, size in self.sizes.items():

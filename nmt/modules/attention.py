@@ -111,18 +111,11 @@ class ScaledDotScorer(DotScorer):
         return super().forward(query, keys) / math.sqrt(self.query_size)
 
 
-class GeneralScorer(Scorer):
+class GeneralScorer(DotScorer):
     """Luong et al. (2015) general: e(t, s) = h(t)^T W h(s); W k is computed once per batch."""
 
     def __init__(self, query_size: int, key_size: int) -> None:
-        super().__init__(query_size, key_size)
-        self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W
-
-    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
-        return self.key_proj(keys)  # (B, S, Q)
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
+        super().__init__(query_size, key_size, project_keys=True)
 
 
 class ConcatScorer(Scorer):
@@ -183,6 +176,7 @@ class Attention(nn.Module):
 
     @property
     def uses_coverage(self) -> bool:
+        """Whether the decoder must keep the running sum of past weights for the scorer."""
         return self.scorer.uses_coverage
 
     def precompute(self, encoded: EncoderOutput) -> torch.Tensor:
@@ -232,4 +226,5 @@ class FixedContext(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
                 coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The precomputed context (B, K) whatever the query, and all-zero weights (B, S)."""
         return keys[:, 0], torch.zeros_like(mask, dtype=values.dtype)

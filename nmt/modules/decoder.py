@@ -46,6 +46,7 @@ class Memory:
     mask: torch.Tensor
 
     def index_select(self, index: torch.Tensor) -> Memory:
+        """Reorders (or repeats) the batch rows, e.g. one copy per beam."""
         return Memory(self.keys.index_select(0, index), self.values.index_select(0, index),
                       self.mask.index_select(0, index))
 

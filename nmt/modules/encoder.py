@@ -51,7 +51,6 @@ class RNNEncoder(nn.Module):
         self.rnn = nn.GRU(embedding_size, hidden_size, num_layers, batch_first=True, bidirectional=True,
                           dropout=hidden_dropout if num_layers > 1 else 0.0)
         self.hidden_dropout = nn.Dropout(hidden_dropout)
-        self.embedding_size = embedding_size
         self.hidden_size = hidden_size
         self.output_size = 2 * hidden_size
 

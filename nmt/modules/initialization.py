@@ -10,6 +10,10 @@ import torch
 from torch import nn
 
 
+def _is_bias(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].startswith("bias")  # also nn.GRU's bias_ih_l0, bias_hh_l0_reverse
+
+
 def _is_recurrent(name: str) -> bool:
     return "weight_hh" in name or "hidden_to_gates" in name  # nn.GRU's and GRUStack's U, U_z, U_r
 
@@ -18,7 +22,7 @@ def bahdanau_init_(model: nn.Module) -> None:
     """Re-initializes `model` in place by parameter name (see the module docstring)."""
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name.endswith("bias") or name.endswith(".v.weight"):
+            if _is_bias(name) or name.endswith(".v.weight"):
                 nn.init.zeros_(parameter)
             elif _is_recurrent(name):
                 for block in parameter.chunk(3, dim=0):  # reset, update, candidate gates
@@ -27,3 +31,6 @@ def bahdanau_init_(model: nn.Module) -> None:
                 nn.init.normal_(parameter, std=0.001)
             else:
                 nn.init.normal_(parameter, std=0.01)
+        for module in model.modules():  # the padding embedding stays zero
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
