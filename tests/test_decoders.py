@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from nmt.data.batching import collate
-from nmt.modules.attention import AdditiveScorer, CoverageScorer, GeneralScorer
+from nmt.modules.attention import (AdditiveScorer, ConcatScorer, CoverageScorer, DotScorer, GeneralScorer,
+                                   LocationScorer, ScaledDotScorer)
 from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
@@ -141,3 +142,25 @@ def test_bahdanau_initialization():
     assert torch.equal(parameters["decoder.embedding.weight"][PAD_ID], torch.zeros(8, dtype=torch.float64))
     assert parameters["decoder.attention.scorer.key_proj.weight"].std() == pytest.approx(0.001, rel=0.2)
     assert parameters["decoder.generator.weight"].std() == pytest.approx(0.01, rel=0.2)
+
+
+SCORER_FACTORIES = {
+    "additive": partial(AdditiveScorer, hidden_size=12), "coverage": partial(CoverageScorer, hidden_size=12),
+    "dot": DotScorer, "scaled_dot": ScaledDotScorer, "general": GeneralScorer,
+    "concat": partial(ConcatScorer, hidden_size=12), "location": partial(LocationScorer, max_source_length=16),
+}
+
+
+@pytest.mark.parametrize("scorer", SCORER_FACTORIES)
+@pytest.mark.parametrize("decoder", [partial(BahdanauDecoder, readout_size=8), partial(LuongDecoder, attentional_size=16)])
+def test_any_scorer_works_with_either_style(scorer, decoder):
+    model = Seq2Seq(encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8),  # keys 16 = decoder state 16
+                    decoder=partial(decoder, embedding_size=8, hidden_size=16, scorer=SCORER_FACTORIES[scorer]),
+                    src_vocab_size=VOCAB, tgt_vocab_size=VOCAB).double().eval()
+    batch = toy_batch(3)
+    logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert torch.isfinite(logits).all()
+    assert_close(attention.sum(-1), torch.ones(attention.shape[:2], dtype=torch.float64))
+    memory, state = model.start(batch.src, batch.src_lengths)
+    log_probs, _, _ = model.decode_step(batch.tgt_in[:, 0], state, memory)
+    assert_close(log_probs, torch.log_softmax(logits[:, 0], -1))
