@@ -36,6 +36,18 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+def _mask_log_probs(log_probs: torch.Tensor, at_limit: torch.Tensor) -> None:
+    """In place: PAD/BOS are never generated, and rows at their length limit can only end (EOS).
+
+    Args:
+        log_probs: (N, V) next-token log-probabilities.
+        at_limit: (N,) True for rows whose next token is their last.
+    """
+    log_probs[:, NEVER_GENERATED] = float("-inf")
+    log_probs[at_limit, :EOS_ID] = float("-inf")
+    log_probs[at_limit, EOS_ID + 1:] = float("-inf")
+
+
 @torch.no_grad()
 def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
                   max_length_ratio: float = 2.0, max_length_offset: int = 10) -> list[Hypothesis]:
@@ -57,9 +69,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     outputs = []
     for step in range(int(limits.max())):
         log_probs, state, _ = model.decode_step(tokens, state, memory)
-        log_probs[:, NEVER_GENERATED] = float("-inf")
-        log_probs[step + 1 >= limits, :EOS_ID] = float("-inf")  # at the limit only EOS is left
-        log_probs[step + 1 >= limits, EOS_ID + 1:] = float("-inf")
+        _mask_log_probs(log_probs, step + 1 >= limits)
         best, tokens = log_probs.max(dim=-1)
         log_probs_sum += torch.where(finished, 0.0, best.double())
         outputs.append(torch.where(finished, EOS_ID, tokens))
@@ -104,12 +114,10 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
     active = list(range(batch_size))  # sentences still searching, in the order of the rows
     for step in range(max(limits)):
         log_probs, state, _ = model.decode_step(history[:, -1], state, memory)
-        log_probs[:, NEVER_GENERATED] = float("-inf")
-        vocab_size = log_probs.size(-1)
-        candidates = (scores.unsqueeze(-1) + log_probs.view(len(active), beam_size, vocab_size))
         at_limit = torch.tensor([step + 1 >= limits[s] for s in active], device=device)
-        candidates[at_limit, :, :EOS_ID] = float("-inf")
-        candidates[at_limit, :, EOS_ID + 1:] = float("-inf")
+        _mask_log_probs(log_probs, at_limit.repeat_interleave(beam_size))
+        vocab_size = log_probs.size(-1)
+        candidates = scores.unsqueeze(-1) + log_probs.view(len(active), beam_size, vocab_size)  # (A, K, V)
         top_scores, top_ids = candidates.view(len(active), -1).topk(2 * beam_size, dim=-1)
         top_beams, top_tokens = top_ids // vocab_size, top_ids % vocab_size  # (A, 2K)
         is_eos = top_tokens == EOS_ID
