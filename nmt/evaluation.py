@@ -8,6 +8,14 @@ import sacrebleu
 
 from nmt.errors import UserError
 
+METRIC_MODES = {"bleu": "max", "chrf": "max", "ppl": "min", "loss": "min"}
+"""Validation metrics a run can select on, and whether higher (`max`) or lower is better."""
+
+
+def is_better(metric: str, value: float, than: float) -> bool:
+    """True when `value` of a validation `metric` is strictly better than `than`."""
+    return value > than if METRIC_MODES[metric] == "max" else value < than
+
 
 @dataclass(frozen=True)
 class Scores:

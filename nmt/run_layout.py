@@ -1,0 +1,86 @@
+"""The run directory's layout: the one place that knows where a run's files go.
+
+Training, testing, the tools and the result tables ask a `RunLayout` for paths instead of
+joining names themselves, so the layout can change here alone.
+
+    <run>/
+      .hydra/config.yaml     the composed config (Hydra)
+      train.log              the log
+      tokenizer/             src.model, tgt.model (copies; checkpoints also hold them)
+      checkpoints/           last.pt (resumable), best.pt, step-<N>.pt (the last K)
+      tensorboard/           event files
+      test.hyp, scores.json  test translations and their scores
+      summary.json           config values, sizes, times, best validation, test scores
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_STEP_CHECKPOINT = re.compile(r"step-(\d+)\.pt")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths inside one run directory.
+
+    Args:
+        root: the run directory (`runs/<name>/<date_time>` or a sweep job's folder).
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """The latest training state: what `trainer.resume=auto` picks up."""
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The best checkpoint by the validation metric."""
+        return self.checkpoints / "best.pt"
+
+    def step_checkpoint(self, step: int) -> Path:
+        """The checkpoint kept for `step` (the last K are kept, for averaging)."""
+        return self.checkpoints / f"step-{step}.pt"
+
+    def step_checkpoints(self) -> list[Path]:
+        """Existing step checkpoints, oldest first."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir()
+                 if (m := _STEP_CHECKPOINT.fullmatch(p.name))]
+        return [path for _, path in sorted(found)]
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def test_hypotheses(self) -> Path:
+        return self.root / "test.hyp"
+
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
