@@ -1,7 +1,8 @@
-"""Command-line tools: prepare data, translate with a checkpoint, score a hypothesis file.
+"""Command-line tools: prepare data, translate with a checkpoint, score a hypothesis file,
+average checkpoints.
 
-Installed as `nmt-prepare`, `nmt-translate` and `nmt-evaluate`; `scripts/*.py` call the same
-functions. Mistakes a user can fix end in a one-line `error: ...` and exit status 2.
+Installed as `nmt-prepare`, `nmt-translate`, `nmt-evaluate` and `nmt-average`; `scripts/*.py`
+call the same functions. Mistakes a user can fix end in a one-line `error: ...` and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from nmt.checkpoint import average_checkpoints, save_checkpoint
 from nmt.data.corpus import decode_lines, read_lines
 from nmt.data.sources import Multi30k
 from nmt.errors import UserError
 from nmt.evaluation import score
+from nmt.run_layout import RunLayout
 from nmt.search import beam_search, greedy_search
 
 
@@ -49,7 +52,7 @@ def prepare_main(argv: list[str] | None = None) -> None:
 
 
 def _translate(args: argparse.Namespace) -> None:
-    from nmt.experiment import resolve_device  # heavy imports only for this tool
+    from nmt.distributed import resolve_device  # heavy imports only for this tool
     from nmt.translation import load_model, translate_lines
 
     device = resolve_device(args.device)
@@ -70,7 +73,8 @@ def _translate(args: argparse.Namespace) -> None:
 def translate_main(argv: list[str] | None = None) -> None:
     """Translates raw sentences (one per line) with a trained checkpoint; writes detokenized text."""
     parser = argparse.ArgumentParser(description=translate_main.__doc__)
-    parser.add_argument("--checkpoint", required=True, help="<run>/checkpoints/best.pt (its run holds the tokenizers)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint, e.g. <run>/checkpoints/best.pt (it holds its tokenizers)")
     parser.add_argument("--input", help="source file (default: standard input)")
     parser.add_argument("--output", help="output file (default: standard output)")
     parser.add_argument("--beam-size", type=int, default=5, help="1 decodes greedily")
@@ -92,3 +96,32 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hyp", required=True, help="hypothesis file, one sentence per line")
     parser.add_argument("--ref", required=True, nargs="+", help="reference file(s)")
     _run(_evaluate, parser, argv)
+
+
+def _average(args: argparse.Namespace) -> None:
+    if args.run is None:
+        if args.last is not None:
+            raise UserError("--last goes with --run (with --inputs, list the files)")
+        inputs = [Path(p) for p in args.inputs]
+    else:
+        if args.last is None or args.last < 1:
+            raise UserError("--run needs --last N, a positive number of its latest step checkpoints")
+        layout = RunLayout(Path(args.run))
+        found = layout.step_checkpoints()
+        if len(found) < args.last:
+            raise UserError(f"{layout.checkpoints}: {len(found)} step checkpoints (step-<N>.pt), "
+                            f"fewer than --last {args.last}")
+        inputs = found[-args.last:]
+    save_checkpoint(args.output, average_checkpoints(inputs))
+    print(f"{args.output}: average of {len(inputs)} checkpoints: {' '.join(str(p) for p in inputs)}")
+
+
+def average_main(argv: list[str] | None = None) -> None:
+    """Averages the weights of checkpoints of one run (often better than the last one alone)."""
+    parser = argparse.ArgumentParser(description=average_main.__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--inputs", nargs="+", help="checkpoint files to average")
+    source.add_argument("--run", help="a run directory: average its latest step checkpoints")
+    parser.add_argument("--last", type=int, help="with --run: how many of the latest step checkpoints")
+    parser.add_argument("--output", required=True, help="the averaged checkpoint (written atomically)")
+    _run(_average, parser, argv)

@@ -1,96 +1,193 @@
-"""One training run from a composed config: data -> tokenizers -> batches -> model -> training ->
-beam-search decoding of the test set -> sacrebleu scores in the run directory."""
+"""One training run from a composed config, as small steps that scripts reuse:
+
+    prepare_data -> make_tokenizers -> load_training_data / load_validation_data -> build_model
+    -> build_trainer -> Trainer.fit -> test -> write_summary
+
+`run` chains them; the benchmark and other tools call the steps they need, so their set-up can
+never drift from training's.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import random
+import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from nmt.board import flatten_hparams
 from nmt.checkpoint import load_checkpoint
-from nmt.data.batching import filter_by_length
+from nmt.data.batching import ParallelData, filter_by_length
 from nmt.data.corpus import drop_empty_pairs, read_parallel
+from nmt.data.sources import SplitFiles
+from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import UserError
 from nmt.evaluation import Scores, score
+from nmt.fileio import write_bytes_atomically
+from nmt.modules.seq2seq import Seq2Seq
+from nmt.rng import seed_everything
+from nmt.run_layout import RunLayout
 from nmt.search import greedy_search
-from nmt.tokenizer import build_tokenizers
-from nmt.training import Trainer, ValidationData
+from nmt.tokenizer import Tokenizer, build_tokenizers
+from nmt.training import Trainer
 from nmt.translation import translate_lines
+from nmt.validation import ValidationData
 
 log = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def prepare_data(cfg: DictConfig) -> dict[str, SplitFiles]:
+    """Writes (downloads, copies or generates) the corpus; returns each split's files."""
+    return instantiate(cfg.data).prepare()
 
 
-def seed_everything(seed: int) -> None:
-    """Seeds Python's and torch's generators: with the same seed, CPU runs repeat exactly."""
-    random.seed(seed)
-    torch.manual_seed(seed)
+def make_tokenizers(cfg: DictConfig, splits: dict[str, SplitFiles], layout: RunLayout) -> tuple[Tokenizer, Tokenizer]:
+    """Trains (or reuses from the cache) the source and target sentencepiece models."""
+    return build_tokenizers(instantiate(cfg.tokenizer), splits["train"].src, splits["train"].tgt,
+                            Path(cfg.tokenizer_cache), layout.tokenizer)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> Scores:
-    """Trains and tests one configuration; returns the test scores (also in `scores.json`)."""
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    splits = instantiate(cfg.data).prepare()
-
-    train_src, train_tgt = read_parallel(splits["train"].src, splits["train"].tgt)
-    train_src, train_tgt, empty = drop_empty_pairs(train_src, train_tgt)
+def load_training_data(cfg: DictConfig, splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
+                       tgt_tokenizer: Tokenizer) -> ParallelData:
+    """Reads, encodes and length-filters the training pairs; returns their batching."""
+    files = splits["train"]
+    src, tgt, empty = drop_empty_pairs(*read_parallel(files.src, files.tgt))
     if empty:
         log.info("dropped %d training pairs with an empty side", empty)
-    src_tokenizer, tgt_tokenizer = build_tokenizers(
-        instantiate(cfg.tokenizer), splits["train"].src, splits["train"].tgt,
-        Path(cfg.tokenizer_cache), run_dir / "tokenizer")
-    src_ids, tgt_ids, too_long = filter_by_length(
-        src_tokenizer.encode(train_src), tgt_tokenizer.encode(train_tgt), cfg.max_length)
+    src_ids, tgt_ids, too_long = filter_by_length(src_tokenizer.encode(src), tgt_tokenizer.encode(tgt),
+                                                  cfg.max_length)
     log.info("training pairs: %d kept, %d longer than %d tokens dropped", len(src_ids), too_long, cfg.max_length)
     if not src_ids:
-        raise UserError(f"{splits['train'].src}: no training pairs left after dropping empty lines and pairs "
+        raise UserError(f"{files.src}: no training pairs left after dropping empty lines and pairs "
                         f"over max_length={cfg.max_length}")
-    train_data = instantiate(cfg.batching)(src_ids, tgt_ids)
+    return instantiate(cfg.batching)(src_ids, tgt_ids)
 
-    valid_src, valid_tgt = drop_empty_pairs(*read_parallel(splits["valid"].src, splits["valid"].tgt))[:2]
-    if not valid_src:
-        raise UserError(f"{splits['valid'].src}: no validation pairs with both sides non-empty")
-    valid_data = ValidationData(src_tokenizer.encode(valid_src), tgt_tokenizer.encode(valid_tgt), valid_tgt)
+
+def load_validation_data(splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
+                         tgt_tokenizer: Tokenizer) -> ValidationData:
+    """The validation pairs with both sides non-empty, encoded."""
+    files = splits["valid"]
+    src, tgt, _ = drop_empty_pairs(*read_parallel(files.src, files.tgt))
+    if not src:
+        raise UserError(f"{files.src}: no validation pairs with both sides non-empty")
+    return ValidationData(src_tokenizer.encode(src), tgt_tokenizer.encode(tgt), tgt, src)
+
+
+def build_model(cfg: DictConfig, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+                device: torch.device) -> Seq2Seq:
+    """The model of `cfg.model`, sized to the vocabularies, on `device`."""
     if cfg.model.get("share_embeddings") and not cfg.tokenizer.joint:
         raise UserError("model.share_embeddings=true needs one vocabulary for both sides: set tokenizer.joint=true")
-
     model = instantiate(cfg.model, src_vocab_size=src_tokenizer.vocab_size,
                         tgt_vocab_size=tgt_tokenizer.vocab_size).to(device)
-    log.info("model: %d parameters, vocabularies %d/%d, device %s",
-             sum(p.numel() for p in model.parameters()), src_tokenizer.vocab_size, tgt_tokenizer.vocab_size,
-             device)
-    trainer = Trainer(
-        model=model, optimizer=instantiate(cfg.optim)(model.parameters()), train_data=train_data,
-        valid_data=valid_data, tgt_tokenizer=tgt_tokenizer,
+    log.info("model: %d parameters, vocabularies %d/%d, device %s", parameter_count(model),
+             src_tokenizer.vocab_size, tgt_tokenizer.vocab_size, device)
+    return model
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Trainable parameters, shared matrices counted once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_trainer(cfg: DictConfig, model: Seq2Seq, train_data: ParallelData, valid_data: ValidationData,
+                  tokenizers: tuple[Tokenizer, Tokenizer], layout: RunLayout, device: torch.device,
+                  distributed: Distributed = Distributed()) -> Trainer:
+    """The trainer with the optimizer, schedule and validation search of `cfg`."""
+    optimizer = instantiate(cfg.optim)(model.parameters())
+    scheduler = instantiate(cfg.scheduler)(optimizer) if cfg.get("scheduler") else None
+    return Trainer(
+        model=model, optimizer=optimizer, scheduler=scheduler, train_data=train_data, valid_data=valid_data,
+        tokenizers=tokenizers,
         search=partial(greedy_search, max_length_ratio=cfg.decode.max_length_ratio,
                        max_length_offset=cfg.decode.max_length_offset),
-        config=instantiate(cfg.trainer), run_dir=run_dir,
-        checkpoint_extras={"config": OmegaConf.to_container(cfg, resolve=True)}, device=device)
-    best = trainer.fit()
+        config=instantiate(cfg.trainer), layout=layout, run_config=OmegaConf.to_container(cfg, resolve=True),
+        device=device, distributed=distributed)
 
-    model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
-    test_src, test_refs = read_parallel(splits["test"].src, splits["test"].tgt)
-    hypotheses = translate_lines(model, src_tokenizer, tgt_tokenizer, test_src, instantiate(cfg.decode),
-                                 device=device)
-    (run_dir / "test.hyp").write_text("".join(f"{h}\n" for h in hypotheses), encoding="utf-8")
+
+def test(cfg: DictConfig, checkpoint: Path, splits: dict[str, SplitFiles], tokenizers: tuple[Tokenizer, Tokenizer],
+         model: Seq2Seq, layout: RunLayout, device: torch.device) -> Scores:
+    """Decodes the test set with `checkpoint`'s weights and the search of `cfg.decode`; writes the
+    translations and `scores.json`."""
+    model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
+    files = splits["test"]
+    test_src, test_refs = read_parallel(files.src, files.tgt)
+    hypotheses = translate_lines(model, *tokenizers, test_src, instantiate(cfg.decode), device=device)
+    write_bytes_atomically(layout.test_hypotheses, "".join(f"{h}\n" for h in hypotheses).encode())
     scores = score(hypotheses, [test_refs])
-    (run_dir / "scores.json").write_text(json.dumps(
-        {"split": str(splits["test"].src), "checkpoint": str(best), **scores.as_dict()}, indent=2) + "\n")
-    trainer.writer.add_scalar("test/bleu", scores.bleu, trainer.step)
-    trainer.writer.add_scalar("test/chrf", scores.chrf, trainer.step)
-    trainer.writer.close()
-    log.info("test (%s, beam %s): %s", splits["test"].src.name, cfg.decode.beam_size, scores)
+    _write_json(layout.scores, {"split": str(files.src), "checkpoint": str(checkpoint), **scores.as_dict()})
+    log.info("test (%s, beam %s): %s", files.src.name, cfg.decode.beam_size, scores)
     return scores
+
+
+def write_summary(cfg: DictConfig, trainer: Trainer, scores: Scores, layout: RunLayout,
+                  wall_seconds: float) -> dict[str, Any]:
+    """Writes `summary.json`: what result tables need, so they never open a checkpoint."""
+    progress = trainer.progress
+    training_seconds = progress.seconds - progress.validation_seconds
+    summary = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "parameters": parameter_count(trainer.model),
+        "steps": progress.step,
+        "epochs": progress.epoch,
+        "skipped_steps": progress.skipped_steps,
+        "stopped_early": progress.stopped_early,
+        "wall_seconds": wall_seconds,
+        "training_seconds": training_seconds,
+        "validation_seconds": progress.validation_seconds,
+        "logging_seconds": progress.logging_seconds,
+        "target_tokens_per_second": progress.target_tokens / max(training_seconds, 1e-9),
+        "sentences_per_second": progress.sentences / max(training_seconds, 1e-9),
+        "best_step": progress.best_step,
+        "best_valid": progress.best,
+        "test": scores.as_dict(),
+    }
+    _write_json(layout.summary, summary)
+    return summary
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    write_bytes_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
+    """Trains and tests one configuration; returns the test scores (None on ranks other than 0).
+
+    Under `torchrun` every rank trains; rank 0 alone validates, tests and writes the run.
+    """
+    start = time.monotonic()
+    seed_everything(cfg.seed)
+    distributed, device = init_distributed(cfg.device)
+    try:
+        layout = RunLayout(run_dir)
+        if distributed.is_main:  # rank 0 first: it downloads and trains the tokenizers ...
+            splits = prepare_data(cfg)
+            tokenizers = make_tokenizers(cfg, splits, layout)
+        distributed.barrier()
+        if not distributed.is_main:  # ... which the other ranks then find in the caches
+            splits = prepare_data(cfg)
+            tokenizers = make_tokenizers(cfg, splits, layout)
+        train_data = load_training_data(cfg, splits, *tokenizers)
+        valid_data = load_validation_data(splits, *tokenizers)
+        model = build_model(cfg, *tokenizers, device)
+        if distributed.rank > 0:  # own dropout masks per rank; rank 0 draws what one process would
+            seed_everything(cfg.seed + distributed.rank)
+        trainer = build_trainer(cfg, model, train_data, valid_data, tokenizers, layout, device, distributed)
+        best = trainer.fit()
+        if not distributed.is_main:
+            return None
+        scores = test(cfg, best, splits, tokenizers, model, layout, device)
+        trainer.board.scalars("test", {"bleu": scores.bleu, "chrf": scores.chrf}, trainer.progress.step)
+        summary = write_summary(cfg, trainer, scores, layout, time.monotonic() - start)
+        trainer.board.hparams(flatten_hparams(summary["config"]),
+                              {"test_bleu": scores.bleu, "test_chrf": scores.chrf,
+                               **{f"valid_{name}": value for name, value in trainer.progress.best.items()}})
+        trainer.board.close()
+        return scores
+    finally:
+        shutdown_distributed()

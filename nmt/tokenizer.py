@@ -21,14 +21,34 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
 class Tokenizer:
-    """A sentencepiece model: raw text <-> ids. Encoding never adds BOS/EOS; batching does."""
+    """A sentencepiece model: raw text <-> ids. Encoding never adds BOS/EOS; batching does.
+
+    Built from a model file, or from the file's bytes (`from_bytes`) as a checkpoint stores them.
+
+    Attributes:
+        name: where the model came from (a file, or a key in a checkpoint), for messages.
+        model_bytes: the model file's bytes, for storing the model inside a checkpoint.
+    """
 
     def __init__(self, model_file: str | Path) -> None:
         model_file = Path(model_file)
         if not model_file.is_file():
             raise UserError(f"{model_file}: sentencepiece model not found")
-        self.model_file = model_file
-        self.processor = spm.SentencePieceProcessor(model_file=str(model_file))
+        self._load(model_file.read_bytes(), str(model_file))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> Tokenizer:
+        """A tokenizer from a model file's bytes; `name` says where they came from in errors."""
+        tokenizer = cls.__new__(cls)
+        tokenizer._load(data, name)
+        return tokenizer
+
+    def _load(self, data: bytes, name: str) -> None:
+        try:
+            self.processor = spm.SentencePieceProcessor(model_proto=data)
+        except RuntimeError:  # sentencepiece's message is a C++ source location, not a reason
+            raise UserError(f"{name}: not a sentencepiece model") from None
+        self.name, self.model_bytes = name, data
 
     @property
     def vocab_size(self) -> int:

@@ -1,30 +1,40 @@
-"""The training loop: step, validation, checkpoints and TensorBoard scalars.
+"""The training loop: the update step, validation, checkpoints, resume, and what gets logged.
 
-`train_step` is the whole optimization step and stays small: mixed precision and distributed
-training land there and in `Trainer.__init__` later, nowhere else.
+`train_step` is the whole optimization step and stays small: mixed precision, gradient
+accumulation and data parallelism live there and in `Trainer.__init__`, nowhere else.
+Everything that says where training stands is in `Progress`, saved in every checkpoint, so a
+run killed at any moment and resumed from `last.pt` ends bitwise equal to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import resource
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch.utils.tensorboard import SummaryWriter
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nmt.checkpoint import save_checkpoint
-from nmt.data.batching import Batch, ParallelData, bucket_batches, collate
-from nmt.evaluation import score
+from nmt.board import Board, attention_examples
+from nmt.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from nmt.data.batching import Batch, ParallelData
+from nmt.distributed import Distributed, shard
+from nmt.errors import UserError
+from nmt.evaluation import METRIC_MODES, is_better
+from nmt.loss import token_loss_sum
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.tokenizer import PAD_ID, Tokenizer
-from nmt.translation import Search, translate_ids
+from nmt.rng import rng_state, set_rng_state
+from nmt.run_layout import RunLayout
+from nmt.schedulers import steps_on_validation
+from nmt.tokenizer import Tokenizer
+from nmt.translation import Search
+from nmt.validation import ValidationData, validate
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +43,34 @@ AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """When to stop, validate and log, and the step's options.
+    """When to stop, validate, save and log, and the step's options.
 
     Args:
         max_steps, max_epochs, max_minutes: training stops at the first limit reached
             (None: no such limit; at least one must be set). Minutes count wall time,
-            validation included.
-        valid_every: validate (and save checkpoints) every this many steps, and at the end.
-        log_every: write training scalars every this many steps.
+            validation included, summed over resumed sessions.
+        valid_every: validate and save checkpoints every this many updates, and at the end.
+        save_every: also save `last.pt` (and a step checkpoint) every this many updates between
+            validations, so a preempted job loses little (None: only when validating).
+        keep_last: step checkpoints (`step-<N>.pt`, for averaging) kept; older ones are deleted.
+        log_every: write training scalars every this many updates.
+        accumulate: batches per update; the loss is normalized by all their target tokens.
         clip_norm: gradient-norm clipping threshold.
         label_smoothing: cross-entropy label smoothing (0: none).
         coverage_loss_weight: weight of the coverage penalty (See et al. 2017; 0: none).
+        metric: validation metric that picks `best.pt` (ties go to the lower validation loss)
+            and drives early stopping: bleu, chrf, ppl or loss.
+        patience: stop after this many validations without a new best (None: never).
+        max_bad_steps: stop with an error after this many updates in a row whose loss or
+            gradient norm was not finite (each is skipped and counted).
         valid_max_tokens: token budget of a validation batch.
-        precision: `fp32`, `bf16` (autocast; no scaler needed) or `fp16` (autocast with a
-            gradient scaler). Weights and optimizer state stay fp32; validation runs in fp32.
+        precision: `fp32`, `bf16` (autocast) or `fp16` (autocast with a gradient scaler).
+            Weights and optimizer state stay fp32; validation runs in fp32.
+        compile: run the training forward through `torch.compile`.
+        resume: `auto` (continue from the run directory's `last.pt` when it exists), a
+            checkpoint path, or None (start afresh).
+        attention_samples: validation sentences whose attention maps and translations are
+            shown in TensorBoard at each validation (0: none).
         progress_bar: show a tqdm bar (only ever on a terminal).
     """
 
@@ -54,12 +78,21 @@ class TrainerConfig:
     max_epochs: int | None = None
     max_minutes: float | None = None
     valid_every: int = 1000
+    save_every: int | None = None
+    keep_last: int = 5
     log_every: int = 50
+    accumulate: int = 1
     clip_norm: float = 5.0
     label_smoothing: float = 0.0
     coverage_loss_weight: float = 0.0
+    metric: str = "bleu"
+    patience: int | None = None
+    max_bad_steps: int = 10
     valid_max_tokens: int = 6000
     precision: str = "fp32"
+    compile: bool = False
+    resume: str | None = None
+    attention_samples: int = 4
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -67,171 +100,356 @@ class TrainerConfig:
             raise ValueError(f"trainer.precision={self.precision!r}: use one of {', '.join(AUTOCAST_DTYPES)}")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
             raise ValueError("trainer: set at least one of max_steps, max_epochs, max_minutes")
+        if self.metric not in METRIC_MODES:
+            raise ValueError(f"trainer.metric={self.metric!r}: use one of {', '.join(METRIC_MODES)}")
+        for name in ("valid_every", "log_every", "accumulate", "max_bad_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"trainer.{name}={getattr(self, name)}: must be at least 1")
 
 
 @dataclass
-class ValidationData:
-    """The validation set: token ids for the loss and raw references for BLEU."""
+class Progress:
+    """Where training stands; saved in every checkpoint and restored on resume.
 
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
-    references: list[str]
-
-
-def coverage_penalty(attention: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
-    """See et al. (2017): sum over steps i and positions j of min(alpha(i, j), coverage(i, j)).
-
-    Args:
-        attention: (B, T, S) weights of every step.
-        target_mask: (B, T) True at real target positions.
+    Attributes:
+        step: updates made (skipped ones not counted).
+        epoch: the current epoch; batch_in_epoch: the next position in its batch order.
+        seconds: wall time so far (what `max_minutes` limits); validation_seconds and
+            logging_seconds: the parts of it spent validating and writing logs.
+        target_tokens, sentences: training data consumed.
+        skipped_steps: updates skipped for a non-finite loss or gradient; bad_steps_in_a_row:
+            the current run of them.
+        best: metrics of the best validation so far; best_step: its step.
+        validations_without_improvement: counts toward `patience`.
+        validated_at: the step of the last validation; stopped_early: patience ran out.
     """
-    coverage = attention.cumsum(1) - attention  # (B, T, S): attention paid before step i
-    return (torch.minimum(attention, coverage).sum(-1) * target_mask).sum()
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    seconds: float = 0.0
+    validation_seconds: float = 0.0
+    logging_seconds: float = 0.0
+    target_tokens: int = 0
+    sentences: int = 0
+    skipped_steps: int = 0
+    bad_steps_in_a_row: int = 0
+    best: dict[str, float] = field(default_factory=dict)
+    best_step: int = 0
+    validations_without_improvement: int = 0
+    validated_at: int = -1
+    stopped_early: bool = False
 
 
-def token_loss_sum(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0,
-                   coverage_loss_weight: float = 0.0) -> torch.Tensor:
-    """Summed cross-entropy over the non-pad target tokens of a batch (plus the weighted
-    coverage penalty, when asked for)."""
-    logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V), (B, T, S)
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD_ID,
-                           reduction="sum", label_smoothing=label_smoothing)
-    if coverage_loss_weight:
-        loss = loss + coverage_loss_weight * coverage_penalty(attention.float(), batch.tgt_out != PAD_ID)
-    return loss
+@dataclass
+class _Window:
+    """Training figures since the last log line."""
+
+    start: float = field(default_factory=time.monotonic)
+    loss_sum: float = 0.0
+    target_tokens: int = 0
+    sentences: int = 0
 
 
 class Trainer:
-    """Trains a model, validating with loss, perplexity and greedy BLEU.
-
-    Writes `checkpoints/last.pt` and `checkpoints/best.pt` (best validation BLEU) and
-    TensorBoard events under `tensorboard/` in `run_dir`.
+    """Trains a model, validates it, and keeps checkpoints and TensorBoard events in a run.
 
     Args:
         model: the model, already on `device`.
         optimizer: its optimizer.
+        scheduler: a learning-rate schedule over the optimizer, or None.
         train_data: training examples and their batching.
         valid_data: validation examples.
-        tgt_tokenizer: detokenizes hypotheses for BLEU.
-        search: the validation search (greedy).
+        tokenizers: source and target tokenizers (stored in checkpoints; decode hypotheses).
+        search: the validation search.
         config: loop settings.
-        run_dir: where checkpoints and events go.
-        checkpoint_extras: stored in every checkpoint (the resolved run config).
+        layout: the run directory.
+        run_config: the resolved run config, stored in every checkpoint.
         device: where batches go.
+        distributed: this process's rank (default: a single process).
     """
 
-    def __init__(self, model: Seq2Seq, optimizer: torch.optim.Optimizer, train_data: ParallelData,
-                 valid_data: ValidationData, tgt_tokenizer: Tokenizer, search: Search,
-                 config: TrainerConfig, run_dir: Path, checkpoint_extras: dict[str, Any],
-                 device: torch.device) -> None:
-        self.model, self.optimizer, self.config = model, optimizer, config
+    def __init__(self, *, model: Seq2Seq, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler | None, train_data: ParallelData,
+                 valid_data: ValidationData, tokenizers: tuple[Tokenizer, Tokenizer], search: Search,
+                 config: TrainerConfig, layout: RunLayout, run_config: dict[str, Any], device: torch.device,
+                 distributed: Distributed = Distributed()) -> None:
+        self.model, self.optimizer, self.scheduler, self.config = model, optimizer, scheduler, config
         self.train_data, self.valid_data = train_data, valid_data
-        self.tgt_tokenizer, self.search = tgt_tokenizer, search
-        self.checkpoint_dir = run_dir / "checkpoints"
-        self.checkpoint_extras = checkpoint_extras
-        self.device = device
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-        self.step = 0
-        self.best_bleu = -math.inf
+        self.src_tokenizer, self.tgt_tokenizer = tokenizers
+        self.search, self.layout, self.run_config = search, layout, run_config
+        self.device, self.distributed = device, distributed
         self.autocast_dtype = AUTOCAST_DTYPES[config.precision]
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+        self.progress = Progress()
+        resume_from = self._resume_path()
+        saved_rng = self._resume(resume_from) if resume_from else None
+        self.ddp = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+                    if distributed.enabled else None)
+        network = self.ddp or model
+        self.network = torch.compile(network) if config.compile else network
+        self.board = Board(layout.tensorboard if distributed.is_main else None,
+                           purge_step=self.progress.step if resume_from else None)
+        self._clock = time.monotonic() - self.progress.seconds
+        if saved_rng is not None:  # last: nothing after this may draw random numbers before training
+            set_rng_state(saved_rng)
 
-    def train_step(self, batch: Batch) -> tuple[float, float]:
-        """One optimization step on a batch; returns the mean token loss and the gradient norm."""
+    # --- the update ---------------------------------------------------------------------------
+
+    def train_step(self, batches: list[Batch], weights: list[float], total_tokens: int) -> tuple[float, float]:
+        """One update from this rank's batches of an accumulation group.
+
+        Args:
+            batches: this rank's share of each batch of the group.
+            weights: each share's loss weight (0 for a placeholder, see `distributed.shard`).
+            total_tokens: target tokens of the whole group over all ranks: the normalizer.
+
+        Returns:
+            The group's mean token loss (over all ranks) and the gradient norm; either is
+            non-finite when the update was skipped.
+        """
         self.model.train()
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            loss = token_loss_sum(self.model, batch, self.config.label_smoothing,
-                                  self.config.coverage_loss_weight) / batch.num_target_tokens
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        # DDP averages gradients over ranks; scaling by the world size turns that into the sum
+        # over every rank's tokens, divided by the group's total: one process's loss exactly.
+        scale = self.distributed.world_size / total_tokens
+        loss_sum = torch.zeros((), device=self.device)
+        for index, (batch, weight) in enumerate(zip(batches, weights)):
+            last = index == len(batches) - 1
+            with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype,
+                                    enabled=self.autocast_dtype is not None):
+                    loss = weight * token_loss_sum(self.network, batch, self.config.label_smoothing,
+                                                   self.config.coverage_loss_weight)
+                self.scaler.scale(loss * scale).backward()
+            loss_sum += loss.detach().float()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
-        self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
-        self.scaler.update()
+        loss = self.distributed.sum(loss_sum) / total_tokens
+        if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # equal on every rank
+            self.scaler.step(self.optimizer)
+            if self.scheduler is not None and not steps_on_validation(self.scheduler):
+                self.scheduler.step()
+        self.scaler.update()  # fp16: a skipped step also lowers the scale
         return loss.item(), grad_norm.item()
 
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Validation loss, perplexity, and BLEU of greedy decoding."""
-        self.model.eval()
-        data = self.valid_data
-        loss_sum, tokens = 0.0, 0
-        for indices in bucket_batches([len(s) for s in data.src_ids], [len(t) for t in data.tgt_ids],
-                                      self.config.valid_max_tokens):
-            batch = collate([data.src_ids[i] for i in indices], [data.tgt_ids[i] for i in indices],
-                            indices).to(self.device)
-            loss_sum += float(token_loss_sum(self.model, batch))
-            tokens += batch.num_target_tokens
-        hypotheses = self.tgt_tokenizer.decode(
-            translate_ids(self.model, data.src_ids, self.search, self.config.valid_max_tokens, self.device))
-        loss = loss_sum / tokens
-        return {"loss": loss, "ppl": math.exp(min(loss, 100.0)), "bleu": score(hypotheses, [data.references]).bleu}
+    def _update(self, group: list[list[int]], window: _Window) -> bool:
+        """Makes one update from a group of global batches; returns False if it was skipped."""
+        shares = [shard(indices, self.distributed.rank, self.distributed.world_size) for indices in group]
+        batches = [self.train_data.collate(indices).to(self.device) for indices, _ in shares]
+        total_tokens = sum(self.train_data.target_tokens(indices) for indices in group)
+        loss, grad_norm = self.train_step(batches, [weight for _, weight in shares], total_tokens)
+        progress = self.progress
+        sentences = sum(len(indices) for indices in group)
+        progress.target_tokens += total_tokens
+        progress.sentences += sentences
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self._skip(loss, grad_norm)
+            return False
+        progress.step += 1
+        progress.bad_steps_in_a_row = 0
+        window.loss_sum += loss * total_tokens
+        window.target_tokens += total_tokens
+        window.sentences += sentences
+        if progress.step % self.config.log_every == 0:
+            self._log_train(grad_norm, window)
+        return True
+
+    def _skip(self, loss: float, grad_norm: float) -> None:
+        progress = self.progress
+        progress.skipped_steps += 1
+        progress.bad_steps_in_a_row += 1
+        self.board.scalars("train", {"skipped_steps": progress.skipped_steps}, progress.step)
+        log.warning("after step %d: loss %s, gradient norm %s: update skipped (%d in a row, %d in all)",
+                    progress.step, loss, grad_norm, progress.bad_steps_in_a_row, progress.skipped_steps)
+        if progress.bad_steps_in_a_row >= self.config.max_bad_steps:
+            last = self.layout.last_checkpoint
+            saved = f"{last} is the last good checkpoint" if last.is_file() else "no checkpoint was saved"
+            raise UserError(f"training stopped after step {progress.step}: {progress.bad_steps_in_a_row} updates in "
+                            f"a row had a non-finite loss or gradient norm (trainer.max_bad_steps); {saved}. "
+                            "Try a lower optim.lr or trainer.precision=fp32")
+
+    # --- the loop -----------------------------------------------------------------------------
 
     def fit(self) -> Path:
         """Trains until a limit is reached; returns the path of the best checkpoint."""
-        config = self.config
-        start = time.monotonic()
-        bar = tqdm(total=config.max_steps, unit="step", dynamic_ncols=True,
-                   disable=None if config.progress_bar else True)  # None: off when not a terminal
-        window_tokens, window_start, validated_at = 0, time.monotonic(), -1
-        total_tokens, validation_seconds = 0, 0.0
-        epoch = 0
-        while not self._should_stop(epoch, start):
-            for batch in self.train_data.epoch(epoch):
-                loss, grad_norm = self.train_step(batch.to(self.device))
-                self.step += 1
-                window_tokens += batch.num_target_tokens
-                total_tokens += batch.num_target_tokens
+        config, progress = self.config, self.progress
+        bar = tqdm(total=config.max_steps, initial=progress.step, unit="step", dynamic_ncols=True,
+                   disable=None if config.progress_bar and self.distributed.is_main else True)
+        window = _Window()
+        while not self._limit_reached():
+            order = self.train_data.batch_order(progress.epoch)
+            while progress.batch_in_epoch < len(order) and not self._limit_reached():
+                group = order[progress.batch_in_epoch: progress.batch_in_epoch + config.accumulate]
+                progress.batch_in_epoch += len(group)
+                if not self._update(group, window):
+                    continue
                 bar.update()
-                if self.step % config.log_every == 0:
-                    elapsed = time.monotonic() - window_start
-                    self._log_train(loss, grad_norm, window_tokens / elapsed)
-                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{window_tokens / elapsed:.0f}")
-                    window_tokens, window_start = 0, time.monotonic()
-                if self.step % config.valid_every == 0:
-                    validation_start = time.monotonic()
-                    self._validate_and_save(epoch)
-                    validated_at = self.step
-                    validation_seconds += time.monotonic() - validation_start
-                    window_tokens, window_start = 0, time.monotonic()
-                if self._should_stop(epoch, start, within_epoch=True):
-                    break
-            epoch += 1
+                if progress.step % config.log_every == 0:
+                    bar.set_postfix(loss=f"{window.loss_sum / max(window.target_tokens, 1):.3f}")
+                if progress.step % config.valid_every == 0:
+                    self._validate_and_save()
+                elif config.save_every and progress.step % config.save_every == 0:
+                    self._save({}, best=False)
+                if progress.step % config.log_every == 0 or progress.validated_at == progress.step:
+                    window = _Window()
+            if progress.batch_in_epoch >= len(order):
+                progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
         bar.close()
-        training_seconds = time.monotonic() - start - validation_seconds
-        if validated_at != self.step:
-            self._validate_and_save(epoch)
-        self.writer.flush()
-        log.info("trained %d steps (%d epochs begun) in %.1f min plus %.1f min validating; "
-                 "%.0f target tokens/s while training", self.step, epoch, training_seconds / 60,
-                 validation_seconds / 60, total_tokens / training_seconds)
-        return self.checkpoint_dir / "best.pt"
+        if progress.validated_at != progress.step:
+            self._validate_and_save()
+        self.board.flush()
+        progress.seconds = time.monotonic() - self._clock
+        training_seconds = progress.seconds - progress.validation_seconds
+        log.info("trained %d steps (epoch %d) in %.1f min plus %.1f min validating; %.0f target tokens/s; "
+                 "%d updates skipped", progress.step, progress.epoch, training_seconds / 60,
+                 progress.validation_seconds / 60, progress.target_tokens / max(training_seconds, 1e-9),
+                 progress.skipped_steps)
+        return self.layout.best_checkpoint
 
-    def _should_stop(self, epoch: int, start: float, within_epoch: bool = False) -> bool:
-        config = self.config
-        if config.max_steps is not None and self.step >= config.max_steps:
+    def _limit_reached(self) -> bool:
+        config, progress = self.config, self.progress
+        if progress.stopped_early:
             return True
-        if config.max_minutes is not None and time.monotonic() - start >= 60 * config.max_minutes:
+        if config.max_steps is not None and progress.step >= config.max_steps:
             return True
-        return not within_epoch and config.max_epochs is not None and epoch >= config.max_epochs
+        if config.max_epochs is not None and progress.epoch >= config.max_epochs:
+            return True
+        if config.max_minutes is None:
+            return False
+        # Clocks differ between ranks: rank 0 decides, so every rank stops at the same step.
+        return self.distributed.broadcast(time.monotonic() - self._clock >= 60 * config.max_minutes)
 
-    def _log_train(self, loss: float, grad_norm: float, tokens_per_second: float) -> None:
-        scalars = {"loss": loss, "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
-                   "tokens_per_s": tokens_per_second}
-        for name, value in scalars.items():
-            self.writer.add_scalar(f"train/{name}", value, self.step)
-        log.info("step %d: loss %.3f lr %.2g grad norm %.2f, %.0f target tokens/s", self.step, loss,
-                 scalars["lr"], grad_norm, tokens_per_second)
+    # --- logging ------------------------------------------------------------------------------
 
-    def _validate_and_save(self, epoch: int) -> None:
-        metrics = self.validate()
-        for name, value in metrics.items():
-            self.writer.add_scalar(f"valid/{name}", value, self.step)
-        log.info("step %d: valid loss %.3f ppl %.2f BLEU %.2f", self.step, metrics["loss"], metrics["ppl"],
-                 metrics["bleu"])
-        payload = {"model": self.model.state_dict(), "step": self.step, "epoch": epoch,
-                   "valid": metrics, **self.checkpoint_extras}
-        save_checkpoint(self.checkpoint_dir / "last.pt", {**payload, "optimizer": self.optimizer.state_dict()})
-        if metrics["bleu"] > self.best_bleu:
-            self.best_bleu = metrics["bleu"]
-            save_checkpoint(self.checkpoint_dir / "best.pt", payload)
+    def _log_train(self, grad_norm: float, window: _Window) -> None:
+        start = time.monotonic()
+        seconds = max(start - window.start, 1e-9)
+        loss = window.loss_sum / max(window.target_tokens, 1)
+        scalars = {"loss": loss, "ppl": math.exp(min(loss, 100.0)), "lr": self.optimizer.param_groups[0]["lr"],
+                   "grad_norm": grad_norm, "tokens_per_s": window.target_tokens / seconds,
+                   "sentences_per_s": window.sentences / seconds, "peak_memory_mb": peak_memory_mb(self.device),
+                   "skipped_steps": self.progress.skipped_steps}
+        if self.scaler.is_enabled():
+            scalars["grad_scale"] = self.scaler.get_scale()
+        self.board.scalars("train", scalars, self.progress.step)
+        log.info("step %d: loss %.3f lr %.3g grad norm %.2f, %.0f target tokens/s, %.0f sentences/s, peak %.0f MB",
+                 self.progress.step, loss, scalars["lr"], grad_norm, scalars["tokens_per_s"],
+                 scalars["sentences_per_s"], scalars["peak_memory_mb"])
+        self.progress.logging_seconds += time.monotonic() - start
+
+    # --- validation and checkpoints -----------------------------------------------------------
+
+    def _validate_and_save(self) -> None:
+        start = time.monotonic()
+        progress, config = self.progress, self.config
+        metrics = self.distributed.broadcast(self._validate() if self.distributed.is_main else None)
+        self.board.scalars("valid", metrics, progress.step)
+        log.info("step %d: valid loss %.3f ppl %.2f BLEU %.2f chrF %.2f", progress.step, metrics["loss"],
+                 metrics["ppl"], metrics["bleu"], metrics["chrf"])
+        if self.scheduler is not None and steps_on_validation(self.scheduler):
+            self.scheduler.step(metrics[self.scheduler.metric])
+        improved = self._improves(metrics)
+        if improved:
+            progress.best, progress.best_step, progress.validations_without_improvement = metrics, progress.step, 0
+        else:
+            progress.validations_without_improvement += 1
+            if config.patience is not None and progress.validations_without_improvement >= config.patience:
+                progress.stopped_early = True
+                log.info("early stopping: no better validation %s for %d validations (best %.4g at step %d)",
+                         config.metric, config.patience, progress.best[config.metric], progress.best_step)
+        progress.validated_at = progress.step
+        progress.validation_seconds += time.monotonic() - start
+        self._save(metrics, best=improved)
+
+    def _validate(self) -> dict[str, float]:
+        result = validate(self.model, self.valid_data, self.search, self.tgt_tokenizer, self.config.valid_max_tokens,
+                          self.device)
+        shown = min(self.config.attention_samples, len(self.valid_data.src_ids))
+        if shown:
+            step = self.progress.step
+            self.board.samples(self.valid_data.sources[:shown], result.hypotheses[:shown],
+                               self.valid_data.references[:shown], step)
+            examples = attention_examples(self.model, self.valid_data.src_ids[:shown], result.output_ids[:shown],
+                                          self.src_tokenizer, self.tgt_tokenizer, self.device)
+            self.board.attention_maps(examples, step)
+        return result.metrics
+
+    def _improves(self, metrics: dict[str, float]) -> bool:
+        """A new best by the chosen metric; a tie goes to the lower validation loss."""
+        best, metric = self.progress.best, self.config.metric
+        if not best:
+            return True
+        if metrics[metric] == best[metric]:
+            return metrics["loss"] < best["loss"]
+        return is_better(metric, metrics[metric], best[metric])
+
+    def _save(self, metrics: dict[str, float], best: bool) -> None:
+        """Writes `last.pt` (with the training state), a step checkpoint and, if `best`, `best.pt`."""
+        progress, layout = self.progress, self.layout
+        progress.seconds = time.monotonic() - self._clock
+        rng_states = self.distributed.gather(rng_state())  # every rank's, so each resumes its own
+        if not self.distributed.is_main:
+            return
+        payload = build_checkpoint(self.model.state_dict(), self.run_config,
+                                   {"src": self.src_tokenizer.model_bytes, "tgt": self.tgt_tokenizer.model_bytes},
+                                   progress.step, metrics)
+        training = {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                    "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                    "rng": rng_states, "progress": asdict(progress)}
+        save_checkpoint(layout.last_checkpoint, {**payload, "training": training})
+        if self.config.keep_last:
+            save_checkpoint(layout.step_checkpoint(progress.step), payload)
+            for old in layout.step_checkpoints()[:-self.config.keep_last]:
+                old.unlink()
+        if best:
+            save_checkpoint(layout.best_checkpoint, payload)
+
+    # --- resume -------------------------------------------------------------------------------
+
+    def _resume_path(self) -> Path | None:
+        resume = self.config.resume
+        if resume is None:
+            return None
+        if resume == "auto":
+            last = self.layout.last_checkpoint
+            return last if last.is_file() else None
+        if not Path(resume).is_file():
+            raise UserError(f"trainer.resume={resume}: checkpoint not found")
+        return Path(resume)
+
+    def _resume(self, path: Path) -> dict[str, Any] | None:
+        """Restores model, optimizer, scheduler, scaler and progress from `path`; returns this
+        rank's saved random-generator states (restored last, by `__init__`)."""
+        payload = load_checkpoint(path, map_location=self.device)
+        training = payload.get("training")
+        if training is None:
+            raise UserError(f"{path}: holds no training state (only last.pt does); resume from last.pt")
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as error:
+            raise UserError(f"{path}: its weights do not fit this run's model "
+                            f"({str(error).splitlines()[0]})") from None
+        self.optimizer.load_state_dict(training["optimizer"])
+        self.scaler.load_state_dict(training["scaler"])
+        if (training["scheduler"] is None) != (self.scheduler is None):
+            raise UserError(f"{path}: saved with{'out' if training['scheduler'] is None else ''} a scheduler; "
+                            "resume with the same scheduler setting")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(training["scheduler"])
+        self.progress = Progress(**training["progress"])
+        log.info("resumed from %s at step %d (epoch %d, batch %d), %.1f min already spent", path,
+                 self.progress.step, self.progress.epoch, self.progress.batch_in_epoch, self.progress.seconds / 60)
+        states = training["rng"]
+        if len(states) != self.distributed.world_size:
+            log.warning("%s was saved by %d processes, this run has %d: random draws (dropout) will differ from "
+                        "an uninterrupted run", path, len(states), self.distributed.world_size)
+            return None
+        return states[self.distributed.rank]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: allocated tensors on CUDA, resident set size on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB

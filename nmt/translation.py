@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from nmt.checkpoint import load_checkpoint
+from nmt.checkpoint import SIDES, load_checkpoint
 from nmt.data.batching import bucket_batches, collate
 from nmt.errors import UserError
 from nmt.modules.seq2seq import Seq2Seq
@@ -48,21 +49,32 @@ def translate_lines(model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tok
 
 def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu"
                ) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict]:
-    """Rebuilds a trained model from a checkpoint and the tokenizers of its run directory.
+    """Rebuilds a trained model and its tokenizers from a checkpoint file alone.
 
-    The run directory is the checkpoint's grandparent (`<run>/checkpoints/best.pt`); its
-    `tokenizer/` folder holds the sentencepiece models.
+    The checkpoint holds the sentencepiece models and the model's `_target_` config (see
+    `nmt.checkpoint`), so no run directory or data is needed: a `.pt` copied to another
+    machine translates raw text.
 
     Returns:
         The model (in eval mode), source and target tokenizers, and the run's config.
+
+    Raises:
+        UserError: naming the file, if it is not a checkpoint or its config does not rebuild a
+            model its weights fit.
     """
     checkpoint_path = Path(checkpoint_path)
     payload = load_checkpoint(checkpoint_path)
-    tokenizer_dir = checkpoint_path.resolve().parent.parent / "tokenizer"
-    src_tokenizer, tgt_tokenizer = Tokenizer(tokenizer_dir / "src.model"), Tokenizer(tokenizer_dir / "tgt.model")
+    src_tokenizer, tgt_tokenizer = (Tokenizer.from_bytes(payload["tokenizers"][side], f"{checkpoint_path} "
+                                                         f"(tokenizers.{side})") for side in SIDES)
     config = payload["config"]
-    model = instantiate(OmegaConf.create(config["model"]), src_vocab_size=src_tokenizer.vocab_size,
-                        tgt_vocab_size=tgt_tokenizer.vocab_size)
+    if not isinstance(config.get("model"), dict):
+        raise UserError(f"{checkpoint_path}: its config has no model section to rebuild the model from")
+    try:
+        model = instantiate(OmegaConf.create(config["model"]), src_vocab_size=src_tokenizer.vocab_size,
+                            tgt_vocab_size=tgt_tokenizer.vocab_size)
+    except InstantiationException as error:  # e.g. a `_target_` this version of nmt does not have
+        raise UserError(f"{checkpoint_path}: its model config does not build "
+                        f"({str(error).strip().splitlines()[0]})") from None
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as error:

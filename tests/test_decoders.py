@@ -1,5 +1,6 @@
 """Both decoder styles, the no-attention baseline, and the model options."""
 
+import copy
 from functools import partial
 
 import pytest
@@ -164,3 +165,42 @@ def test_any_scorer_works_with_either_style(scorer, decoder):
     memory, state = model.start(batch.src, batch.src_lengths)
     log_probs, _, _ = model.decode_step(batch.tgt_in[:, 0], state, memory)
     assert_close(log_probs, torch.log_softmax(logits[:, 0], -1))
+
+
+def decode_teacher_forced(model, batch, target):
+    """Steps `decode_step` along `target` (B, T); the state after every step."""
+    memory, state = model.start(batch.src, batch.src_lengths)
+    states = [state]
+    for t in range(target.size(1)):
+        _, state, _ = model.decode_step(target[:, t], state, memory)
+        states.append(state)
+    return states
+
+
+@pytest.mark.parametrize("style", ["bahdanau", "bahdanau_coverage", "luong_input_feeding", "luong_2_layers"])
+def test_state_stays_float32_under_autocast(style):
+    model = build(style, dtype=torch.float32).eval()
+    batch = toy_batch(2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        states = decode_teacher_forced(model, batch, torch.randint(4, VOCAB, (2, 5)))
+    for step, state in enumerate(states):
+        assert {name: tensor.dtype for name, tensor in state.items()} == dict.fromkeys(state, torch.float32), step
+
+
+@pytest.mark.parametrize("style", ["bahdanau", "luong_input_feeding"])
+def test_state_under_bf16_autocast_stays_close_to_float64_over_a_long_target(style):
+    model = build(style, dtype=torch.float32).eval()
+    # Update gates z ~ 0.98, a GRU that carries its state along the sentence as trained decoders do:
+    # then each step's rounding of the state accumulates (at init, z ~ 0.5 forgets it in a few steps).
+    with torch.no_grad():
+        for hidden_to_gates in model.decoder.rnn.hidden_to_gates:
+            hidden_to_gates.bias.chunk(3)[1].add_(4.0)  # chunks: reset, update, candidate
+    reference = copy.deepcopy(model).double()
+    batch, target = toy_batch(3), torch.randint(4, VOCAB, (3, 40))
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            final = decode_teacher_forced(model, batch, target)[-1]
+        expected = decode_teacher_forced(reference, batch, target)[-1]
+    # bf16 gate matmuls alone give ~0.003 here; a state rounded to bf16 every step gives ~0.02.
+    for name, tensor in final.items():
+        assert (tensor.double() - expected[name]).abs().max() < 0.008, name

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,9 +22,25 @@ def test_train_translate_score(tmp_path):
     run_dir = tmp_path / "run"
     for path in ("checkpoints/best.pt", "checkpoints/last.pt", "tokenizer/src.model", "test.hyp", "scores.json"):
         assert (run_dir / path).is_file(), path
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     scores = json.loads((run_dir / "scores.json").read_text())
     assert scores["bleu"] > 10 and "nrefs:1" in scores["bleu_signature"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 150 and summary["test"] == scores and summary["config"]["trainer"]["max_steps"] == 150
+    assert summary["best_step"] in (75, 150) and summary["best_valid"]["bleu"] > 0 and summary["parameters"] > 0
+    assert 0 < summary["training_seconds"] < summary["wall_seconds"]
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/ppl", "train/lr", "train/grad_norm", "train/tokens_per_s", "train/sentences_per_s",
+            "train/peak_memory_mb", "train/skipped_steps", "valid/loss", "valid/ppl", "valid/bleu", "valid/chrf",
+            "test/bleu", "hparams/test_bleu"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("valid/bleu")] == [75, 150]
+    assert [e.step for e in events.Images("valid/attention/0")] == [75, 150] and "valid/attention/3" in tags["images"]
+    samples = events.Tensors("valid/samples/text_summary")[-1].tensor_proto.string_val[0].decode()
+    first_source = (tmp_path / "data/toy/valid.src").read_text().splitlines()[0]
+    assert samples.startswith("| source | hypothesis | reference |") and first_source in samples
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
 
     source = tmp_path / "data" / "toy" / "test.src"
     lines = source.read_text().splitlines()[:5]

@@ -1,13 +1,20 @@
 import math
+import random
 
 import pytest
 import torch
 
+from nmt import training as training_module
+from nmt.checkpoint import load_checkpoint
 from nmt.data.batching import ParallelData
-from nmt.experiment import seed_everything
+from nmt.errors import UserError
+from nmt.loss import coverage_penalty
+from nmt.rng import seed_everything
+from nmt.run_layout import RunLayout
 from nmt.search import greedy_search
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
-from nmt.training import Trainer, TrainerConfig, ValidationData, coverage_penalty
+from nmt.training import Trainer, TrainerConfig
+from nmt.validation import ValidationData
 from tests.conftest import random_sentences, tiny_model
 from tests.test_sources import write_toy
 
@@ -19,22 +26,30 @@ def target_tokenizer(tmp_path_factory) -> Tokenizer:
     return build_tokenizers(TokenizerConfig(vocab_size=60), files.src, files.tgt, root / "cache", root / "run")[1]
 
 
-def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, **config) -> Trainer:
-    model = tiny_model(dropout=dropout, dtype=torch.float32)
+def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32, scheduler=None,
+                 **config) -> Trainer:
+    model = tiny_model(dropout=dropout, dtype=dtype)
     src, tgt = random_sentences(16), random_sentences(16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     return Trainer(
-        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.01),
+        model=model, optimizer=optimizer, scheduler=scheduler(optimizer) if scheduler else None,
         train_data=ParallelData(src, tgt, max_tokens=80, seed=0),
-        valid_data=ValidationData(src[:4], tgt[:4], tokenizer.decode(tgt[:4])),
-        tgt_tokenizer=tokenizer, search=greedy_search, config=TrainerConfig(**{"max_steps": 4, **config}),
-        run_dir=tmp_path, checkpoint_extras={"config": {"seed": 0}}, device=torch.device("cpu"))
+        valid_data=ValidationData(src[:4], tgt[:4], tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
+        tokenizers=(tokenizer, tokenizer), search=greedy_search,
+        config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),
+        run_config={"seed": 0}, device=torch.device("cpu"))
+
+
+def first_batch(trainer: Trainer) -> tuple[list, list, int]:
+    indices = trainer.train_data.batch_order(0)[0]
+    return [trainer.train_data.collate(indices)], [1.0], trainer.train_data.target_tokens(indices)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_train_step_lowers_the_loss_in_every_precision(tmp_path, target_tokenizer, precision):
     trainer = make_trainer(tmp_path, target_tokenizer, precision=precision)
-    batch = next(iter(trainer.train_data.epoch(0)))
-    losses = [trainer.train_step(batch)[0] for _ in range(30)]
+    batch = first_batch(trainer)
+    losses = [trainer.train_step(*batch)[0] for _ in range(30)]
     assert all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < 0.7 * losses[0]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
@@ -43,27 +58,45 @@ def test_train_step_lowers_the_loss_in_every_precision(tmp_path, target_tokenize
 def test_fp16_scaler_unscales_before_clipping(tmp_path, target_tokenizer):
     trainer = make_trainer(tmp_path, target_tokenizer, precision="fp16", clip_norm=1e-3)
     assert trainer.scaler.is_enabled()
-    batch = next(iter(trainer.train_data.epoch(0)))
     before = [p.detach().clone() for p in trainer.model.parameters()]
-    _, grad_norm = trainer.train_step(batch)
+    _, grad_norm = trainer.train_step(*first_batch(trainer))
     assert grad_norm < 1e3  # the true norm, not one multiplied by the scale (65536)
     step = max(float((p.detach() - b).abs().max()) for p, b in zip(trainer.model.parameters(), before))
     assert 0 < step < 0.05  # Adam's step is bounded by lr (0.01) even with a tiny clip
 
 
-def test_fit_writes_checkpoints_and_events(tmp_path, target_tokenizer):
-    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=6, valid_every=3, log_every=2)
+def test_accumulated_batches_update_like_one_batch_of_all_their_sentences(tmp_path, target_tokenizer):
+    """Two batches accumulated, normalized by all their tokens, equal one merged batch (float64)."""
+    merged = make_trainer(tmp_path / "a", target_tokenizer, dtype=torch.float64)
+    split = make_trainer(tmp_path / "b", target_tokenizer, dtype=torch.float64)
+    split.model.load_state_dict(merged.model.state_dict())
+    data = merged.train_data
+    first, second = data.batch_order(0)[:2]
+    merged.train_step([data.collate(first + second)], [1.0], data.target_tokens(first + second))
+    split.train_step([data.collate(first), data.collate(second)], [1.0, 1.0], data.target_tokens(first + second))
+    for (name, a), b in zip(merged.model.named_parameters(), split.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_fit_writes_checkpoints_events_and_keeps_the_last_k(tmp_path, target_tokenizer):
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=8, valid_every=2, log_every=2, keep_last=2)
     best = trainer.fit()
-    assert best.is_file() and (tmp_path / "checkpoints" / "last.pt").is_file()
-    assert trainer.step == 6
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    layout = RunLayout(tmp_path)
+    assert best == layout.best_checkpoint and best.is_file() and layout.last_checkpoint.is_file()
+    assert [p.name for p in layout.step_checkpoints()] == ["step-6.pt", "step-8.pt"]
+    assert trainer.progress.step == 8
+    last = load_checkpoint(layout.last_checkpoint)
+    assert last["training"]["progress"]["step"] == 8 and "training" not in load_checkpoint(best)
+    assert list(layout.tensorboard.glob("events.out.tfevents.*"))
 
 
-def test_config_needs_a_limit_and_a_known_precision():
+def test_config_needs_a_limit_a_known_precision_and_metric():
     with pytest.raises(ValueError, match="at least one"):
         TrainerConfig()
     with pytest.raises(ValueError, match="precision"):
         TrainerConfig(max_steps=1, precision="fp8")
+    with pytest.raises(ValueError, match="trainer.metric='bleu4'"):
+        TrainerConfig(max_steps=1, metric="bleu4")
 
 
 def test_the_seed_makes_cpu_runs_repeatable(tmp_path, target_tokenizer):
@@ -75,6 +108,104 @@ def test_the_seed_makes_cpu_runs_repeatable(tmp_path, target_tokenizer):
         weights.append(trainer.model.state_dict())
     for key, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][key]), key
+
+
+def test_resuming_from_last_continues_bitwise(tmp_path, target_tokenizer):
+    """In-process resume (the SIGKILL version is tests/test_resume.py): 3 + 3 steps == 6 steps."""
+    seed_everything(3)
+    whole = make_trainer(tmp_path / "whole", target_tokenizer, dropout=0.3, max_steps=6, valid_every=3)
+    whole.fit()
+    seed_everything(3)
+    make_trainer(tmp_path / "parts", target_tokenizer, dropout=0.3, max_steps=3, valid_every=3).fit()
+    seed_everything(99)  # another seed: the weights and every generator must come from the checkpoint
+    random.seed(3)  # ... but the same data (random_sentences draws from Python's generator)
+    resumed = make_trainer(tmp_path / "parts", target_tokenizer, dropout=0.3, max_steps=6, valid_every=3,
+                           resume="auto")
+    assert resumed.progress.step == 3
+    resumed.fit()
+    for (name, a), b in zip(whole.model.named_parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b), name
+
+
+class PoisonedLoss:
+    """Replaces the loss with NaN on the given calls (counted from 1)."""
+
+    def __init__(self, bad_calls: set[int]) -> None:
+        self.bad_calls, self.calls = bad_calls, 0
+        self.original = training_module.token_loss_sum
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        self.calls += 1
+        loss = self.original(*args, **kwargs)
+        return loss * float("nan") if self.calls in self.bad_calls else loss
+
+
+def test_a_non_finite_loss_skips_the_update_and_is_counted(tmp_path, target_tokenizer, monkeypatch):
+    monkeypatch.setattr(training_module, "token_loss_sum", PoisonedLoss({3}))
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=5, valid_every=5)
+    before = {}
+    original_skip = trainer._skip
+
+    def remember_weights(loss, grad_norm):
+        before.update({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
+        original_skip(loss, grad_norm)
+
+    trainer._skip = remember_weights
+    trainer.fit()
+    assert trainer.progress.skipped_steps == 1 and trainer.progress.step == 5
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert before and all(torch.isfinite(t).all() for t in before.values())
+
+
+def test_non_finite_updates_in_a_row_stop_the_run_and_keep_the_checkpoint(tmp_path, target_tokenizer, monkeypatch):
+    monkeypatch.setattr(training_module, "token_loss_sum", PoisonedLoss(set(range(5, 100))))
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=50, valid_every=2, max_bad_steps=3)
+    saved_before = None
+    with pytest.raises(UserError, match=r"3 updates in a row had a non-finite loss.*last\.pt is the last good"):
+        original_save = trainer._save
+
+        def save(metrics, best):
+            nonlocal saved_before
+            original_save(metrics, best)
+            saved_before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+
+        trainer._save = save
+        trainer.fit()
+    last = load_checkpoint(RunLayout(tmp_path).last_checkpoint)
+    assert last["step"] == 4 and trainer.progress.skipped_steps == 3
+    for name, tensor in last["model"].items():
+        if name in saved_before:
+            assert torch.equal(tensor, saved_before[name]) and torch.isfinite(tensor).all(), name
+
+
+def test_best_checkpoint_ties_go_to_the_lower_validation_loss(tmp_path, target_tokenizer):
+    trainer = make_trainer(tmp_path, target_tokenizer)
+    assert trainer._improves({"bleu": 0.0, "loss": 3.0})
+    trainer.progress.best = {"bleu": 0.0, "loss": 3.0}
+    assert trainer._improves({"bleu": 0.0, "loss": 2.0})
+    assert not trainer._improves({"bleu": 0.0, "loss": 3.5})
+    assert trainer._improves({"bleu": 0.1, "loss": 9.0})
+
+
+def test_patience_stops_training_early(tmp_path, target_tokenizer, monkeypatch):
+    metrics = iter([{"loss": 1.0, "ppl": 2.7, "bleu": 5.0, "chrf": 1.0}]
+                   + [{"loss": 1.0, "ppl": 2.7, "bleu": 4.0, "chrf": 1.0}] * 10)
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=100, valid_every=2, patience=2)
+    monkeypatch.setattr(trainer, "_validate", lambda: next(metrics))
+    trainer.fit()
+    assert trainer.progress.stopped_early and trainer.progress.step == 6 and trainer.progress.best_step == 2
+
+
+def test_a_plateau_schedule_steps_on_the_validation_metric(tmp_path, target_tokenizer, monkeypatch):
+    from nmt.schedulers import ReduceOnPlateau
+
+    metrics = iter([{"loss": 1.0, "ppl": 2.7, "bleu": 5.0, "chrf": 1.0}] * 10)
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=8, valid_every=2,
+                           scheduler=lambda opt: ReduceOnPlateau(opt, metric="bleu", factor=0.5, patience=1))
+    monkeypatch.setattr(trainer, "_validate", lambda: next(metrics))
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.5 ** 1.5, rel=0.5)
+    assert trainer.optimizer.param_groups[0]["lr"] < 0.01
 
 
 def test_coverage_penalty_is_the_overlap_of_attention_with_its_past():

@@ -121,14 +121,27 @@ class ParallelData:
         self.src_ids, self.tgt_ids = src_ids, tgt_ids
         self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, seed
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        """Yields the shuffled batches of one epoch."""
-        batches = bucket_batches(
+    def batch_order(self, epoch: int) -> list[list[int]]:
+        """The shuffled batches of one epoch as lists of example indices (the same for a seed and
+        an epoch, so a resumed run can skip to its position without building the batches)."""
+        return bucket_batches(
             [len(s) for s in self.src_ids], [len(t) for t in self.tgt_ids],
             self.max_tokens, self.max_sentences, random.Random(self.seed + epoch),
         )
-        for indices in batches:
-            yield collate([self.src_ids[i] for i in indices], [self.tgt_ids[i] for i in indices], indices)
+
+    def collate(self, indices: list[int]) -> Batch:
+        """The padded batch of the examples at `indices`."""
+        return collate([self.src_ids[i] for i in indices], [self.tgt_ids[i] for i in indices], indices)
+
+    def target_tokens(self, indices: list[int]) -> int:
+        """Real target tokens of those examples (EOS included): the loss's normalizer, known
+        without building the batch (every DDP rank computes the global count locally)."""
+        return sum(len(self.tgt_ids[i]) + 1 for i in indices)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """Yields the shuffled batches of one epoch."""
+        for indices in self.batch_order(epoch):
+            yield self.collate(indices)
 
 
 def filter_by_length(src_ids: list[list[int]], tgt_ids: list[list[int]], max_length: int

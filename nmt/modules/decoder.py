@@ -8,6 +8,11 @@ state h~(t) = tanh(W_c [c(t); s(t)]) feeds the softmax (and, with input feeding,
 Work that does not depend on the recurrence runs outside the step loop: the scorer's key
 projection (once per batch, in `start`), the embedding part of the first GRU layer's input
 (once for all steps), and the output layers (once, over all steps).
+
+Under autocast (bf16/fp16) the matmuls run in low precision, but everything carried from step to
+step (`DecoderState`) stays in the parameters' dtype: a state rounded to bf16's 8-bit mantissa and
+fed back every step compounds that rounding over a whole sentence. This costs a few (B, H) casts
+per step; without autocast the casts are no-ops.
 """
 
 from __future__ import annotations
@@ -80,8 +85,10 @@ class GRUStack(nn.Module):
 
     @staticmethod
     def _update(from_input: torch.Tensor, from_hidden: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        input_r, input_z, input_n = from_input.chunk(3, dim=-1)
-        hidden_r, hidden_z, hidden_n = from_hidden.chunk(3, dim=-1)
+        # Gates from autocast matmuls may be bf16/fp16: do the update in the state's dtype so the
+        # new state keeps it (see the module docstring).
+        input_r, input_z, input_n = from_input.to(hidden.dtype).chunk(3, dim=-1)
+        hidden_r, hidden_z, hidden_n = from_hidden.to(hidden.dtype).chunk(3, dim=-1)
         reset = torch.sigmoid(input_r + hidden_r)
         update = torch.sigmoid(input_z + hidden_z)
         candidate = torch.tanh(input_n + reset * hidden_n)
@@ -89,7 +96,10 @@ class GRUStack(nn.Module):
 
     def forward(self, static_gates: torch.Tensor, dynamic: torch.Tensor | None, hidden: torch.Tensor
                 ) -> torch.Tensor:
-        """One step: static_gates (B, 3H), dynamic (B, D) or None, hidden (B, L, H) -> (B, L, H)."""
+        """One step: static_gates (B, 3H), dynamic (B, D) or None, hidden (B, L, H) -> (B, L, H).
+
+        The new state has the dtype of `hidden`, whatever precision the gate projections ran in.
+        """
         from_input = static_gates
         if self.dynamic_to_gates is not None:
             from_input = from_input + self.dynamic_to_gates(dynamic)
@@ -165,12 +175,16 @@ class RecurrentDecoder(nn.Module):
             self.generator.weight = self.embedding.weight
 
     def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
-        """Precomputes the attention keys and the initial state s(0) = tanh(W_s backward h(1))."""
+        """Precomputes the attention keys and the initial state s(0) = tanh(W_s backward h(1)).
+
+        The state is in the parameters' dtype even under autocast (see the module docstring).
+        """
         memory = Memory(self.attention.precompute(encoded), encoded.states, encoded.mask)
-        hidden = torch.tanh(self.init_state(encoded.final_backward)).unflatten(-1, (self.num_layers, -1))
+        projected = self.init_state(encoded.final_backward).to(self.init_state.weight.dtype)
+        hidden = torch.tanh(projected).unflatten(-1, (self.num_layers, -1))
         state = {"hidden": hidden}  # (B, L, H)
         if self.attention.uses_coverage:
-            state["coverage"] = torch.zeros_like(encoded.mask, dtype=encoded.states.dtype)  # (B, S)
+            state["coverage"] = torch.zeros_like(encoded.mask, dtype=hidden.dtype)  # (B, S)
         return memory, state
 
     def attend(self, query: torch.Tensor, state: DecoderState, memory: Memory
@@ -178,7 +192,8 @@ class RecurrentDecoder(nn.Module):
         """Context and weights for `query`; the returned state entries carry the coverage on."""
         coverage = state.get("coverage")
         context, weights = self.attention(query, memory.keys, memory.values, memory.mask, coverage)
-        return context, weights, ({"coverage": coverage + weights} if coverage is not None else {})
+        carried = {"coverage": coverage + weights.to(coverage.dtype)} if coverage is not None else {}
+        return context, weights, carried
 
     def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
              ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
@@ -270,7 +285,7 @@ class LuongDecoder(RecurrentDecoder):
     def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
         memory, state = super().start(encoded)
         if self.input_feeding:
-            state["feed"] = encoded.states.new_zeros(encoded.states.size(0), self.attentional_size)
+            state["feed"] = state["hidden"].new_zeros(encoded.states.size(0), self.attentional_size)
         return memory, state
 
     def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
@@ -278,7 +293,7 @@ class LuongDecoder(RecurrentDecoder):
         hidden = self.rnn(static_gates, state.get("feed"), state["hidden"])  # (B, L, H)
         top = self.hidden_dropout(hidden[:, -1])  # s(t)
         context, weights, carried = self.attend(top, state, memory)
-        attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))  # h~(t)
+        attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)).to(hidden.dtype))  # h~(t)
         new_state = {"hidden": hidden, **carried}
         if self.input_feeding:
             new_state["feed"] = attentional
