@@ -4,10 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from nmt.checkpoint import load_checkpoint
-from nmt.distributed import shard
+from nmt.distributed import resolve_device, shard
+from nmt.errors import UserError
 from nmt.run_layout import RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +46,13 @@ def test_two_processes_equal_one_over_the_same_global_batches(tmp_path):
     assert changed > 0  # training moved the weights, so the comparison means something
     log = (tmp_path / "ddp" / "train.log").read_text()
     assert log.count("valid loss") == 2  # validation ran once per validation step, on rank 0 only
+
+
+def test_device_names_are_checked_at_the_boundary(monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UserError, match="device='gpu': use auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(UserError, match="device=cuda:1: CUDA is not available"):
+        resolve_device("cuda:1")

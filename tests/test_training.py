@@ -213,3 +213,15 @@ def test_coverage_penalty_is_the_overlap_of_attention_with_its_past():
     # coverage before each step: [0, 0], [1, 0], [1.5, 0.5]; min with attention: 0, 0.5, 0.5
     assert float(coverage_penalty(attention, torch.tensor([[True, True, True]]))) == pytest.approx(1.0)
     assert float(coverage_penalty(attention, torch.tensor([[True, True, False]]))) == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_a_compiled_forward_trains_like_the_eager_one(tmp_path, target_tokenizer):
+    eager = make_trainer(tmp_path / "eager", target_tokenizer)
+    compiled = make_trainer(tmp_path / "compiled", target_tokenizer, compile=True)
+    compiled.model.load_state_dict(eager.model.state_dict())
+    batch = first_batch(eager)
+    for _ in range(3):
+        assert compiled.train_step(*batch)[0] == pytest.approx(eager.train_step(*batch)[0], rel=1e-4)
+    for (name, a), b in zip(eager.model.named_parameters(), compiled.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5, msg=name)
