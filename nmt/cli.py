@@ -10,18 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import torch
 
+from nmt.alignment import alignment_error_rate, read_pharaoh
 from nmt.checkpoint import average_checkpoints, save_checkpoint
 from nmt.data.corpus import decode_lines, read_lines
 from nmt.data.sources import Multi30k
 from nmt.errors import UserError
-from nmt.evaluation import score
+from nmt.evaluation import DEFAULT_SEED, check_lengths, paired_bootstrap, score
 from nmt.run_layout import RunLayout
-from nmt.search import beam_search, greedy_search
+from nmt.search import BeamSearch, GreedySearch
 
 
 def _run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
@@ -59,8 +59,8 @@ def _translate(args: argparse.Namespace) -> None:
     model, src_tokenizer, tgt_tokenizer, _ = load_model(args.checkpoint, device)
     lines = read_lines(args.input) if args.input else decode_lines(sys.stdin.buffer.read(), "<stdin>")
     limits = {"max_length_ratio": args.max_length_ratio, "max_length_offset": args.max_length_offset}
-    search = (partial(greedy_search, **limits) if args.beam_size == 1
-              else partial(beam_search, beam_size=args.beam_size, alpha=args.alpha, **limits))
+    search = (GreedySearch(**limits) if args.beam_size == 1
+              else BeamSearch(beam_size=args.beam_size, alpha=args.alpha, **limits))
     with torch.inference_mode():
         outputs = translate_lines(model, src_tokenizer, tgt_tokenizer, lines, search, args.max_tokens, device)
     text = "".join(f"{line}\n" for line in outputs)
@@ -86,15 +86,57 @@ def translate_main(argv: list[str] | None = None) -> None:
     _run(_translate, parser, argv)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _evaluate(args: argparse.Namespace) -> None:
-    print(score(read_lines(args.hyp), [read_lines(ref) for ref in args.ref]))
+    from nmt.length_analysis import (bleu_by_length, length_buckets, length_figure,  # matplotlib: only here
+                                     save_figure, word_lengths)
+
+    if args.by_length and not args.src:
+        raise UserError("--by-length needs --src (the source file the lengths come from)")
+    references = [read_lines(path) for path in args.ref]
+    if not references[0]:
+        raise UserError(f"{args.ref[0]}: no lines to score")
+    systems = [(path, read_lines(path)) for path in args.hyp]
+    for path, hypotheses in systems:
+        check_lengths(hypotheses, references, path)
+    sources = read_lines(args.src) if args.src else None
+    if sources is not None and len(sources) != len(references[0]):
+        raise UserError(f"{args.src} has {len(sources)} lines, {args.ref[0]} has {len(references[0])}")
+
+    if len(systems) == 1:
+        print(score(systems[0][1], references))
+    if len(systems) > 1 or args.bootstrap:
+        print(paired_bootstrap(systems, references, samples=args.bootstrap or 1000, seed=args.seed))
+    if sources is not None:
+        table = bleu_by_length(length_buckets(word_lengths(sources), args.bucket_width, args.min_bucket),
+                               systems, references)
+        print(table.markdown())
+        if args.by_length:
+            print("wrote", " ".join(str(p) for p in save_figure(length_figure(table), args.by_length)))
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
-    """Scores detokenized hypotheses against references with sacrebleu (BLEU, chrF)."""
+    """Scores detokenized hypotheses against references with sacrebleu (BLEU, chrF, TER); compares
+    several systems by paired bootstrap resampling; breaks BLEU down by source length."""
     parser = argparse.ArgumentParser(description=evaluate_main.__doc__)
-    parser.add_argument("--hyp", required=True, help="hypothesis file, one sentence per line")
+    parser.add_argument("--hyp", required=True, nargs="+",
+                        help="hypothesis file(s), one sentence per line; the first is the baseline")
     parser.add_argument("--ref", required=True, nargs="+", help="reference file(s)")
+    parser.add_argument("--bootstrap", type=_positive_int, metavar="N",
+                        help="paired bootstrap resamples (default 1000 with several --hyp; "
+                             "with one, gives its 95%% confidence interval)")
+    parser.add_argument("--seed", type=_positive_int, default=DEFAULT_SEED, help="bootstrap seed")
+    parser.add_argument("--src", help="source file: print BLEU by source length (words)")
+    parser.add_argument("--by-length", metavar="PREFIX", help="with --src: also plot it to PREFIX.png and PREFIX.svg")
+    parser.add_argument("--bucket-width", type=_positive_int, default=10, help="source lengths per bucket")
+    parser.add_argument("--min-bucket", type=_positive_int, default=50,
+                        help="merge neighbouring buckets until each has this many sentences")
     _run(_evaluate, parser, argv)
 
 
@@ -125,3 +167,19 @@ def average_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--last", type=int, help="with --run: how many of the latest step checkpoints")
     parser.add_argument("--output", required=True, help="the averaged checkpoint (written atomically)")
     _run(_average, parser, argv)
+
+
+def _aer(args: argparse.Namespace) -> None:
+    hypotheses, gold = read_pharaoh(args.hyp_align), read_pharaoh(args.gold)
+    if len(hypotheses) != len(gold):
+        raise UserError(f"{args.hyp_align} has {len(hypotheses)} lines, {args.gold} has {len(gold)}")
+    print(alignment_error_rate([h.possible for h in hypotheses], gold))
+
+
+def aer_main(argv: list[str] | None = None) -> None:
+    """Alignment error rate (Och & Ney, 2003), precision and recall of word alignments in Pharaoh
+    format (`i-j`: source word i, target word j), one line per sentence."""
+    parser = argparse.ArgumentParser(description=aer_main.__doc__)
+    parser.add_argument("--hyp-align", required=True, help="alignments to score; every link counts, i-j or i?j")
+    parser.add_argument("--gold", required=True, help="gold alignments: i-j sure, i?j possible")
+    _run(_aer, parser, argv)

@@ -1,15 +1,23 @@
-"""Scoring detokenized output with sacrebleu (BLEU and chrF, with their signatures)."""
+"""Scoring detokenized output with sacrebleu: BLEU, chrF and TER with their signatures, and
+paired bootstrap resampling between systems (sacrebleu's own test, seeded)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import sacrebleu
+from sacrebleu.significance import PairedTest
 
 from nmt.errors import UserError
 
 METRIC_MODES = {"bleu": "max", "chrf": "max", "ppl": "min", "loss": "min"}
 """Validation metrics a run can select on, and whether higher (`max`) or lower is better."""
+
+DEFAULT_SEED = 12345
+"""sacrebleu's own default seed, so our bootstrap numbers match `sacrebleu --paired-bs`."""
 
 
 def is_better(metric: str, value: float, than: float) -> bool:
@@ -19,31 +27,152 @@ def is_better(metric: str, value: float, than: float) -> bool:
 
 @dataclass(frozen=True)
 class Scores:
-    """Corpus scores and the sacrebleu signatures that make them reproducible."""
+    """Corpus scores and the sacrebleu signatures that make them reproducible.
+
+    TER is an error rate (lower is better) and, as in tercom, case-insensitive by default.
+    """
 
     bleu: float
     chrf: float
+    ter: float
     bleu_signature: str
     chrf_signature: str
+    ter_signature: str
 
     def as_dict(self) -> dict[str, float | str]:
         return asdict(self)
 
     def __str__(self) -> str:
         return (f"BLEU {self.bleu:.2f} ({self.bleu_signature})\n"
-                f"chrF {self.chrf:.2f} ({self.chrf_signature})")
+                f"chrF {self.chrf:.2f} ({self.chrf_signature})\n"
+                f"TER {self.ter:.2f} ({self.ter_signature})")
+
+
+def check_lengths(hypotheses: Sequence[str], references: Sequence[Sequence[str]], name: str | None = None) -> None:
+    """Raises a one-line `UserError` unless every reference stream is as long as the hypotheses.
+
+    Args:
+        name: the hypothesis file, put in front of the message when given.
+    """
+    for number, stream in enumerate(references, start=1):
+        if len(stream) != len(hypotheses):
+            where = f"{name}: " if name else ""
+            raise UserError(f"{where}reference {number} has {len(stream)} lines, hypotheses have {len(hypotheses)}")
 
 
 def score(hypotheses: list[str], references: list[list[str]]) -> Scores:
-    """Scores hypotheses against one or more reference streams (cased, 13a tokenization).
+    """Scores hypotheses against one or more reference streams (BLEU and chrF cased, 13a tokenization).
 
     Raises:
         UserError: if a reference stream's length differs from the hypotheses'.
     """
-    for number, stream in enumerate(references, start=1):
-        if len(stream) != len(hypotheses):
-            raise UserError(f"reference {number} has {len(stream)} lines, hypotheses have {len(hypotheses)}")
-    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
-    bleu_score = bleu.corpus_score(hypotheses, references)
-    chrf_score = chrf.corpus_score(hypotheses, references)
-    return Scores(bleu_score.score, chrf_score.score, str(bleu.get_signature()), str(chrf.get_signature()))
+    check_lengths(hypotheses, references)
+    bleu, chrf, ter = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF(), sacrebleu.metrics.TER()
+    values = [metric.corpus_score(hypotheses, references).score for metric in (bleu, chrf, ter)]
+    # a signature is only complete (nrefs) once its metric has scored something
+    return Scores(*values, str(bleu.get_signature()), str(chrf.get_signature()), str(ter.get_signature()))
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """One system's score under one metric in a paired bootstrap test.
+
+    Attributes:
+        score: the corpus score on the whole test set.
+        mean: the mean score over the bootstrap resamples.
+        ci: half the width of the 95% confidence interval around `mean`.
+        p_value: the chance of a difference from the baseline at least this large if the two
+            systems were equally good; None for the baseline itself.
+    """
+
+    score: float
+    mean: float
+    ci: float
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Systems compared with the first (the baseline) by paired bootstrap resampling.
+
+    Attributes:
+        systems: the systems' names, baseline first.
+        results: metric name (sacrebleu's, e.g. "BLEU", "chrF2") -> one result per system.
+        signatures: metric name -> sacrebleu signature, with the resample count and seed.
+    """
+
+    systems: list[str]
+    results: dict[str, list[BootstrapResult]]
+    signatures: dict[str, str]
+
+    def __str__(self) -> str:
+        """A Markdown table (score, bootstrap mean ± 95% CI, p vs the baseline; * for p < 0.05),
+        then the signatures."""
+        metrics = list(self.results)
+        header = ["system"] + [column for metric in metrics for column in (metric, "μ ± 95% CI", "p")]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row, system in enumerate(self.systems):
+            cells = [f"{system} (baseline)" if row == 0 else system]
+            for metric in metrics:
+                result = self.results[metric][row]
+                p = "" if result.p_value is None else f"{result.p_value:.4f}{'*' if result.p_value < 0.05 else ''}"
+                cells += [f"{result.score:.2f}", f"{result.mean:.2f} ± {result.ci:.2f}", p]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += [f"{metric} signature: {signature}" for metric, signature in self.signatures.items()]
+        return "\n".join(lines)
+
+
+@contextmanager
+def _sacrebleu_seed(seed: int) -> Iterator[None]:
+    """`PairedTest` takes no seed argument: it reads SACREBLEU_SEED when it is built."""
+    previous = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SACREBLEU_SEED"]
+        else:
+            os.environ["SACREBLEU_SEED"] = previous
+
+
+def paired_bootstrap(systems: Sequence[tuple[str, Sequence[str]]], references: Sequence[Sequence[str]],
+                     samples: int = 1000, seed: int = DEFAULT_SEED) -> Comparison:
+    """Compares each system with the first by paired bootstrap resampling (Koehn, 2004) on BLEU and chrF.
+
+    Every system is scored on the same `samples` resamples of the test sentences; the p-value is
+    sacrebleu's (`PairedTest`, test type "bs"), so results match `sacrebleu --paired-bs`.
+
+    Args:
+        systems: (name, hypotheses) pairs; the first is the baseline.
+        references: one or more reference streams.
+        samples: how many resamples.
+        seed: a positive integer; the same seed gives the same numbers.
+
+    Raises:
+        UserError: if a reference stream's length differs from a system's hypotheses.
+        ValueError: if `seed` or `samples` is not positive (sacrebleu reads seed 0 as "unseeded").
+    """
+    if seed < 1 or samples < 1:
+        raise ValueError(f"seed and samples must be positive, got seed={seed}, samples={samples}")
+    for name, hypotheses in systems:
+        check_lengths(hypotheses, references, name)
+    metrics = {"BLEU": sacrebleu.metrics.BLEU(), "chrF": sacrebleu.metrics.CHRF()}
+    with _sacrebleu_seed(seed):
+        test = PairedTest([(name, list(h)) for name, h in systems], metrics, [list(r) for r in references],
+                          test_type="bs", n_samples=samples)
+    signatures, table = test()
+    baseline = list(systems[0][1])
+    results = {}
+    for metric, column in table.items():
+        if metric == "System":
+            continue
+        results[metric] = [
+            # sacrebleu counts resampled differences strictly above the observed one; when a system's
+            # output is the baseline's, every difference is 0 and it would report p = 1/(samples+1),
+            # "significant". Identical outputs cannot differ, so their p is 1.
+            BootstrapResult(r.score, float(r.mean), float(r.ci),
+                            None if row == 0 else 1.0 if list(systems[row][1]) == baseline else float(r.p_value))
+            for row, r in enumerate(column)
+        ]
+    return Comparison([name for name, _ in systems], results, {m: str(s) for m, s in signatures.items()})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from nmt.fileio import write_bytes_atomically
 from nmt.modules.seq2seq import Seq2Seq
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
-from nmt.search import greedy_search
+from nmt.search import build_search
 from nmt.tokenizer import Tokenizer, build_tokenizers
 from nmt.training import Trainer
 from nmt.translation import translate_lines
@@ -98,14 +97,13 @@ def parameter_count(model: torch.nn.Module) -> int:
 def build_trainer(cfg: DictConfig, model: Seq2Seq, train_data: ParallelData, valid_data: ValidationData,
                   tokenizers: tuple[Tokenizer, Tokenizer], layout: RunLayout, device: torch.device,
                   distributed: Distributed = Distributed()) -> Trainer:
-    """The trainer with the optimizer, schedule and validation search of `cfg`."""
+    """The trainer with the optimizer, schedule and validation search (`cfg.valid_decode`) of `cfg`."""
     optimizer = instantiate(cfg.optim)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer) if cfg.get("scheduler") else None
     return Trainer(
         model=model, optimizer=optimizer, scheduler=scheduler, train_data=train_data, valid_data=valid_data,
         tokenizers=tokenizers,
-        search=partial(greedy_search, max_length_ratio=cfg.decode.max_length_ratio,
-                       max_length_offset=cfg.decode.max_length_offset),
+        search=build_search(cfg.valid_decode),
         config=instantiate(cfg.trainer), layout=layout, run_config=OmegaConf.to_container(cfg, resolve=True),
         device=device, distributed=distributed)
 
@@ -117,11 +115,12 @@ def test(cfg: DictConfig, checkpoint: Path, splits: dict[str, SplitFiles], token
     model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
     files = splits["test"]
     test_src, test_refs = read_parallel(files.src, files.tgt)
-    hypotheses = translate_lines(model, *tokenizers, test_src, instantiate(cfg.decode), device=device)
+    search = build_search(cfg.decode)
+    hypotheses = translate_lines(model, *tokenizers, test_src, search, device=device)
     write_bytes_atomically(layout.test_hypotheses, "".join(f"{h}\n" for h in hypotheses).encode())
     scores = score(hypotheses, [test_refs])
     _write_json(layout.scores, {"split": str(files.src), "checkpoint": str(checkpoint), **scores.as_dict()})
-    log.info("test (%s, beam %s): %s", files.src.name, cfg.decode.beam_size, scores)
+    log.info("test (%s, %s): %s", files.src.name, search, scores)
     return scores
 
 

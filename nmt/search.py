@@ -1,150 +1,485 @@
-"""Greedy and beam search, as functions over the model's `start` and `decode_step`.
+"""Greedy search, sampling and beam search over a model's `start`, `decode_step` and `reorder`.
 
-Both stop each sentence at EOS or at its own length limit, ceil(a * source length + b), so a
-sentence gets the same output alone or inside any batch.
+Each search is a frozen dataclass built from one file in `configs/decode/` (`build_search`) and
+called as `search(model, src, src_lengths)`: one n-best list per sentence, best first (greedy
+search and sampling return one hypothesis per sentence). All three take their next-token scores
+from `Search._step`: the model's step, then the masks (PAD/BOS are never generated, a too short
+hypothesis may not end, a hypothesis at its length limit must end, repeated n-grams are banned).
+
+Length limits are per sentence, ceil(ratio * source length) + offset, and count EOS like |Y| in
+the length penalty, so a sentence gets the same output alone or inside any batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from nmt.modules.decoder import select_state
-from nmt.modules.seq2seq import Seq2Seq
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEVER_GENERATED = [PAD_ID, BOS_ID]  # symbols a translation never contains
+NEG_INF = float("-inf")
+
+LENGTH_PENALTIES: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
+    "gnmt": lambda lengths, alpha: ((5.0 + lengths) / 6.0) ** alpha,  # Wu et al. 2016
+    "average": lambda lengths, alpha: lengths,
+    "none": lambda lengths, alpha: torch.ones_like(lengths),
+}
+"""lp(|Y|) for a float tensor of lengths (EOS counted): a hypothesis scores log P / lp."""
+
+
+class Decodable(Protocol):
+    """What a search needs of a model; `Seq2Seq` and `nmt.ensemble.Ensemble` both have it.
+
+    The memory and state are opaque to the search: it passes them back to the model and asks the
+    model to reorder their rows, so a model may carry whatever it needs in them. `decode_step`
+    returns fresh log-probabilities (N, V), which the search masks in place, and attention (N, S).
+    """
+
+    def eval(self) -> Any: ...
+
+    def start(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Any, Any]: ...
+
+    def decode_step(self, prev_tokens: torch.Tensor, state: Any, memory: Any
+                    ) -> tuple[torch.Tensor, Any, torch.Tensor]: ...
+
+    def reorder(self, memory: Any, state: Any, index: torch.Tensor) -> tuple[Any, Any]: ...
 
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """One finished translation: ids without BOS/EOS, its log-probability and search score."""
+    """One finished translation.
+
+    Attributes:
+        tokens: target ids without BOS/EOS.
+        log_prob: log P(tokens + EOS | source) under the model.
+        score: what the search ranked by (log_prob for greedy search and sampling).
+        attention: (|tokens| + 1, source length incl. EOS) weights of every output step, EOS
+            included, on the CPU; None unless the search has `return_attention`.
+    """
 
     tokens: list[int]
     log_prob: float
     score: float
+    attention: torch.Tensor | None = field(default=None, compare=False)  # == on tensors is elementwise
 
 
-def max_output_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
-    """Per-sentence output limit (tokens, EOS included): ceil(ratio * source length) + offset."""
-    return (src_lengths.double() * ratio).ceil().long() + offset
+def _require(ok: bool, key: str, value: Any, requirement: str) -> None:
+    if not ok:
+        raise ValueError(f"decode.{key}={value!r}: {requirement}")
 
 
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT length penalty lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al. 2016); 1 when alpha = 0."""
-    return ((5.0 + length) / 6.0) ** alpha
-
-
-def _mask_log_probs(log_probs: torch.Tensor, at_limit: torch.Tensor) -> None:
-    """In place: PAD/BOS are never generated, and rows at their length limit can only end (EOS).
+@dataclass(frozen=True, kw_only=True)
+class Search:
+    """What every search shares: length limits, n-gram blocking, the masked step.
 
     Args:
-        log_probs: (N, V) next-token log-probabilities.
-        at_limit: (N,) True for rows whose next token is their last.
+        min_length_ratio, min_length_offset: EOS is forbidden before ceil(ratio * source
+            length) + offset output tokens (EOS counted), unless nothing else is allowed.
+        max_length_ratio, max_length_offset: EOS is forced at ceil(ratio * source length) +
+            offset output tokens (EOS counted; at least 1).
+        no_repeat_ngram_size: n > 0 bans any token that would complete an n-gram already in
+            the hypothesis; 0 turns blocking off.
+        return_attention: each hypothesis carries its attention matrix.
     """
-    log_probs[:, NEVER_GENERATED] = float("-inf")
-    log_probs[at_limit, :EOS_ID] = float("-inf")
-    log_probs[at_limit, EOS_ID + 1:] = float("-inf")
+
+    min_length_ratio: float = 0.0
+    min_length_offset: int = 0
+    max_length_ratio: float = 2.0
+    max_length_offset: int = 10
+    no_repeat_ngram_size: int = 0
+    return_attention: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.min_length_ratio >= 0, "min_length_ratio", self.min_length_ratio, "must be at least 0")
+        _require(self.max_length_ratio >= 0, "max_length_ratio", self.max_length_ratio, "must be at least 0")
+        _require(self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", self.no_repeat_ngram_size,
+                 "must be at least 0 (0: no blocking)")
+
+    def __call__(self, model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """Decodes a batch: src (B, S) padded ids, src_lengths (B,) with EOS -> B n-best lists."""
+        raise NotImplementedError
+
+    def length_limits(self, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sentence (B,) minimum and maximum output lengths, EOS counted."""
+        lengths = src_lengths.double()
+        minimum = (lengths * self.min_length_ratio).ceil().long() + self.min_length_offset
+        maximum = (lengths * self.max_length_ratio).ceil().long() + self.max_length_offset
+        return minimum, maximum.clamp(min=1)
+
+    def _step(self, model: Decodable, history: torch.Tensor, state: Any, memory: Any, min_lengths: torch.Tensor,
+              max_lengths: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """The model's next-token log-probabilities with every search's masks (banned: -inf).
+
+        EOS is decided last: it is allowed unless the hypothesis is too short and some other
+        token is allowed, so a row never has every token banned.
+
+        Args:
+            history: (N, t + 1) BOS and the t tokens generated so far.
+            min_lengths, max_lengths: (N,) each row's limits (see `length_limits`).
+
+        Returns:
+            log-probabilities (N, V), the model's new state, attention weights (N, S).
+        """
+        log_probs, state, weights = model.decode_step(history[:, -1], state, memory)
+        length = history.size(1)  # of a hypothesis ending with the next token, EOS counted
+        eos = log_probs[:, EOS_ID].clone()
+        log_probs[:, NEVER_GENERATED + [EOS_ID]] = NEG_INF
+        if self.no_repeat_ngram_size:
+            _block_repeated_ngrams(log_probs, history[:, 1:], self.no_repeat_ngram_size)
+        log_probs.masked_fill_((length >= max_lengths).unsqueeze(1), NEG_INF)  # at the limit: only EOS
+        something_else = log_probs.amax(dim=-1) > NEG_INF  # (N,)
+        log_probs[:, EOS_ID] = eos.masked_fill((length < min_lengths) & something_else, NEG_INF)
+        return log_probs, state, weights
 
 
-@torch.no_grad()
-def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
-                  max_length_ratio: float = 2.0, max_length_offset: int = 10) -> list[Hypothesis]:
-    """Picks the most probable token at every step.
+def _block_repeated_ngrams(log_probs: torch.Tensor, generated: torch.Tensor, n: int) -> None:
+    """In place: bans every token that would complete an n-gram already in `generated` (N, t)."""
+    if generated.size(1) < n:  # no complete n-gram yet
+        return
+    windows = generated.unfold(1, n, 1)  # (N, W, n) every n-gram so far
+    prefix = generated[:, generated.size(1) - n + 1:]  # (N, n - 1) what the next token would extend
+    repeats = (windows[:, :, :-1] == prefix.unsqueeze(1)).all(dim=-1)  # (N, W)
+    ban = torch.zeros_like(repeats, dtype=log_probs.dtype).masked_fill_(repeats, NEG_INF)
+    log_probs.scatter_add_(1, windows[:, :, -1], ban)  # adding 0 leaves a token alone
+
+
+def _hypothesis(tokens: list[int], length: int, log_prob: float, score: float, attention: torch.Tensor | None,
+                source_length: int) -> Hypothesis:
+    """A hypothesis from a padded row: `length` counts EOS; `attention` is (>= length, >= S)."""
+    weights = None if attention is None else attention[:length, :source_length].clone()
+    return Hypothesis(tokens[:length - 1], log_prob, score, weights)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GreedySearch(Search):
+    """Takes the most probable token at every step; one hypothesis per sentence (score = log P).
+
+    Args: see `Search`.
+    """
+
+    def _pick(self, log_probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The next token of every row (N,) from the masked log-probabilities (N, V)."""
+        return log_probs.argmax(dim=-1)
+
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        return None
+
+    @torch.no_grad()
+    def __call__(self, model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        batch_size, device = src.size(0), src.device
+        src_lengths = src_lengths.to(device)
+        memory, state = model.start(src, src_lengths)
+        min_lengths, max_lengths = self.length_limits(src_lengths)
+        steps = int(max_lengths.max())
+        history = torch.full((batch_size, steps + 1), BOS_ID, dtype=torch.long, device=device)
+        finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+        log_prob_sums = torch.zeros(batch_size, dtype=torch.float64, device=device)
+        generator = self._generator(device)
+        attention = []
+        for step in range(steps):  # finished rows keep stepping (their tokens become EOS): no resizing
+            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, min_lengths,
+                                                   max_lengths)
+            tokens = self._pick(log_probs, generator).masked_fill_(finished, EOS_ID)  # (B,)
+            chosen = log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1).double()
+            log_prob_sums += chosen.masked_fill_(finished, 0.0)
+            history[:, step + 1] = tokens
+            if self.return_attention:
+                attention.append(weights)
+            finished |= tokens == EOS_ID
+            if bool(finished.all()):  # the step's one host sync
+                break
+        outputs = history[:, 1:step + 2]  # (B, T) every row has an EOS
+        lengths = (outputs == EOS_ID).int().argmax(dim=1) + 1  # up to the first EOS
+        weights = torch.stack(attention, 1).cpu() if self.return_attention else None  # (B, T, S)
+        return [[_hypothesis(tokens, length, total, total, None if weights is None else weights[i], source_length)]
+                for i, (tokens, length, total, source_length) in enumerate(zip(
+                    outputs.tolist(), lengths.tolist(), log_prob_sums.tolist(), src_lengths.tolist()))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampling(GreedySearch):
+    """Greedy search's loop, drawing every next token from the model's (reshaped) distribution
+    instead of taking the best; one hypothesis per sentence (score = log P under the model
+    itself, not under the reshaped distribution).
 
     Args:
-        src: (B, S) padded source ids; src_lengths: (B,) lengths (with EOS).
-        max_length_ratio, max_length_offset: the output length limit (see `max_output_lengths`).
-
-    Returns:
-        One hypothesis per sentence, in batch order (score = log-probability).
+        temperature: divides the log-probabilities (< 1 sharpens, > 1 flattens).
+        top_k: draw among the k most probable tokens only (0: all).
+        top_p: nucleus sampling: the fewest most probable tokens whose probability reaches p (1: all).
+        seed: seeds a generator made for each call, so a call repeats exactly; None draws from
+            torch's global generator.
+        (the rest: see `Search`)
     """
-    memory, state = model.start(src, src_lengths)
-    batch_size = src.size(0)
-    limits = max_output_lengths(src_lengths, max_length_ratio, max_length_offset).to(src.device)
-    tokens = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch_size, dtype=torch.bool, device=src.device)
-    log_probs_sum = torch.zeros(batch_size, dtype=torch.float64, device=src.device)
-    outputs = []
-    for step in range(int(limits.max())):
-        log_probs, state, _ = model.decode_step(tokens, state, memory)
-        _mask_log_probs(log_probs, step + 1 >= limits)
-        best, tokens = log_probs.max(dim=-1)
-        log_probs_sum += torch.where(finished, 0.0, best.double())
-        outputs.append(torch.where(finished, EOS_ID, tokens))
-        finished |= tokens == EOS_ID
-        if bool(finished.all()):
-            break
-    hypotheses = []
-    for row, total in zip(torch.stack(outputs, 1).tolist(), log_probs_sum.tolist()):
-        ids = row[: row.index(EOS_ID)]
-        hypotheses.append(Hypothesis(ids, total, total))
-    return hypotheses
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.temperature > 0, "temperature", self.temperature, "must be greater than 0")
+        _require(self.top_k >= 0, "top_k", self.top_k, "must be at least 0 (0: no top-k filter)")
+        _require(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1] (1: no nucleus filter)")
+
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        return None if self.seed is None else torch.Generator(device).manual_seed(self.seed)
+
+    def _pick(self, log_probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        logits = log_probs / self.temperature  # (N, V)
+        if self.top_k:
+            kth = logits.topk(min(self.top_k, logits.size(-1)), dim=-1).values[:, -1:]  # (N, 1)
+            logits = logits.masked_fill(logits < kth, NEG_INF)
+        if self.top_p < 1:
+            ordered, order = logits.sort(dim=-1, descending=True)
+            probs = ordered.softmax(dim=-1)
+            outside = probs.cumsum(dim=-1) - probs >= self.top_p  # the mass before a token already reaches p
+            logits = logits.scatter(1, order, ordered.masked_fill(outside, NEG_INF))
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
 
 
-@torch.no_grad()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5,
-                alpha: float = 0.0, max_length_ratio: float = 2.0, max_length_offset: int = 10
-                ) -> list[Hypothesis]:
-    """Batched beam search with the GNMT length penalty.
+@dataclass
+class _Finished:
+    """The best finished hypotheses of each active sentence, sorted by score (-inf: empty slot).
 
-    Each sentence keeps `beam_size` open hypotheses. At every step the best 2 * beam_size
-    extensions are taken; those ending in EOS among the first `beam_size` are finished with
-    score log P / lp(length), the best `beam_size` others stay open. A sentence is done when
-    it has `beam_size` finished hypotheses; its best-scoring one is returned.
+    Attributes:
+        scores, log_probs: (A, C).
+        lengths: (A, C) output lengths, EOS counted.
+        tokens: (A, C, T) ids, PAD after the last one.
+        attention: (A, C, T, S) or None.
+    """
+
+    scores: torch.Tensor
+    log_probs: torch.Tensor
+    lengths: torch.Tensor
+    tokens: torch.Tensor
+    attention: torch.Tensor | None
+
+    def select(self, index: torch.Tensor) -> _Finished:
+        """The sentences (rows) at `index`."""
+        return _Finished(*(None if t is None else t.index_select(0, index) for t in self._tensors()))
+
+    def merge(self, candidates: _Finished) -> _Finished:
+        """The best `C` of these and `candidates` (A, K, ...), sorted by score."""
+        scores, best = torch.cat([self.scores, candidates.scores], 1).topk(self.scores.size(1), dim=1)
+        merged = [None if a is None else torch.take_along_dim(
+            torch.cat([a, b], 1), best.view(*best.shape, *[1] * (a.dim() - 2)), dim=1)
+            for a, b in zip(self._tensors()[1:], candidates._tensors()[1:])]
+        return _Finished(scores, *merged)
+
+    def _tensors(self) -> list[torch.Tensor | None]:
+        return [self.scores, self.log_probs, self.lengths, self.tokens, self.attention]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeamSearch(Search):
+    """Batched beam search with length and coverage penalties and an exact stopping rule.
+
+    Each sentence keeps `beam_size` open hypotheses. At every step every finite EOS extension of
+    every open hypothesis is finished with score
+
+        s(Y) = log P(Y) / lp(|Y|) + beta * sum_j log(min(sum_i a_ij, 1))
+
+    (lp: `length_penalty`; the second term is GNMT's coverage penalty over the hypothesis's
+    attention a_ij, EOS step included, real source positions j only), and the best `beam_size`
+    non-EOS extensions stay open, ranked by log P. The `nbest` best finished hypotheses are kept.
+
+    Exact stopping rule (default): a sentence is done when it has `nbest` finished hypotheses and
+    no open one can still beat the nbest-th, or when none is open (all reached the length limit
+    M). Why the bound is safe: an open hypothesis with log P = p <= 0 can only end as some Y with
+    log P(Y) <= p (every further token adds a log-probability <= 0) and |Y| <= M; lp grows with
+    length (alpha >= 0), so log P(Y) / lp(|Y|) <= p / lp(|Y|) <= p / lp(M); the coverage term is
+    <= 0 (beta >= 0, min(., 1) <= 1). So p / lp(M) bounds every score it can reach. Stopping thus
+    never discards a hypothesis that would have been returned: the only search errors left are
+    those of the beam width (none when `beam_size` covers every prefix).
+
+    `stop_early=True` is the classic, approximate rule: only EOS extensions ranked within the best
+    `beam_size` of all extensions are finished, and a sentence is done once `beam_size` are. It
+    stops sooner and can miss better (e.g. longer, length-normalized) hypotheses.
 
     Args:
-        beam_size: open hypotheses per sentence (1 gives greedy search).
-        alpha: length penalty exponent (0: no penalty).
-        max_length_ratio, max_length_offset: the output length limit (see `max_output_lengths`).
-
-    Returns:
-        The best finished hypothesis of each sentence, in batch order.
+        beam_size: open hypotheses per sentence.
+        nbest: hypotheses returned per sentence, best first (at most `beam_size`; fewer when
+            fewer outputs exist).
+        length_penalty: `gnmt` (((5 + |Y|) / 6) ** alpha), `average` (|Y|) or `none`.
+        alpha: the gnmt exponent (0: no penalty); only `gnmt` reads it.
+        coverage_penalty: GNMT's beta (0: off).
+        stop_early: the approximate rule above.
+        (the rest: see `Search`)
     """
-    batch_size, device = src.size(0), src.device
-    memory, state = model.start(src, src_lengths)
-    rows = torch.arange(batch_size, device=device).repeat_interleave(beam_size)
-    memory, state = memory.index_select(rows), select_state(state, rows)
-    limits = max_output_lengths(src_lengths, max_length_ratio, max_length_offset).tolist()
-    scores = torch.full((batch_size, beam_size), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # all beams start identical: only the first may expand
-    history = torch.full((batch_size * beam_size, 1), BOS_ID, dtype=torch.long, device=device)
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
-    active = list(range(batch_size))  # sentences still searching, in the order of the rows
-    for step in range(max(limits)):
-        log_probs, state, _ = model.decode_step(history[:, -1], state, memory)
-        at_limit = torch.tensor([step + 1 >= limits[s] for s in active], device=device)
-        _mask_log_probs(log_probs, at_limit.repeat_interleave(beam_size))
-        vocab_size = log_probs.size(-1)
-        candidates = scores.unsqueeze(-1) + log_probs.view(len(active), beam_size, vocab_size)  # (A, K, V)
-        top_scores, top_ids = candidates.view(len(active), -1).topk(2 * beam_size, dim=-1)
-        top_beams, top_tokens = top_ids // vocab_size, top_ids % vocab_size  # (A, 2K)
-        is_eos = top_tokens == EOS_ID
-        # Finish the EOS extensions ranked within the first beam_size.
-        for i, j in (is_eos[:, :beam_size] & top_scores[:, :beam_size].isfinite()).nonzero().tolist():
-            sentence = active[i]
-            if len(finished[sentence]) < beam_size:
-                log_prob = float(top_scores[i, j])
-                tokens = history[i * beam_size + int(top_beams[i, j]), 1:].tolist()
-                penalty = length_penalty(len(tokens) + 1, alpha)
-                finished[sentence].append(Hypothesis(tokens, log_prob, log_prob / penalty))
-        # Keep the best beam_size non-EOS extensions open (EOS ones sort last, stably).
-        keep = (is_eos.to(torch.int8)).argsort(dim=-1, stable=True)[:, :beam_size]  # (A, K)
-        scores = top_scores.gather(1, keep)
-        source_rows = (torch.arange(len(active), device=device).unsqueeze(1) * beam_size
-                       + top_beams.gather(1, keep)).view(-1)
-        history = torch.cat([history.index_select(0, source_rows), top_tokens.gather(1, keep).view(-1, 1)], 1)
-        state = select_state(state, source_rows)
-        still = [i for i, s in enumerate(active) if len(finished[s]) < beam_size and step + 1 < limits[s]]
-        if not still:
-            break
-        if len(still) < len(active):  # drop done sentences from the batch
-            keep_sentences = torch.tensor(still, device=device)
-            keep_rows = (keep_sentences.unsqueeze(1) * beam_size + torch.arange(beam_size, device=device)).view(-1)
-            active = [active[i] for i in still]
-            scores = scores.index_select(0, keep_sentences)
-            history = history.index_select(0, keep_rows)
-            state = select_state(state, keep_rows)
-            memory = memory.index_select(keep_rows)
-    return [max(hyps, key=lambda h: h.score) for hyps in finished]
+
+    beam_size: int = 5
+    nbest: int = 1
+    length_penalty: str = "gnmt"
+    alpha: float = 1.0
+    coverage_penalty: float = 0.0
+    stop_early: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.beam_size >= 1, "beam_size", self.beam_size, "must be at least 1")
+        _require(1 <= self.nbest <= self.beam_size, "nbest", self.nbest,
+                 f"must be between 1 and beam_size ({self.beam_size})")
+        _require(self.length_penalty in LENGTH_PENALTIES, "length_penalty", self.length_penalty,
+                 f"use one of {', '.join(LENGTH_PENALTIES)}")
+        _require(self.alpha >= 0, "alpha", self.alpha, "must be at least 0 (a penalty that grows with length)")
+        _require(self.coverage_penalty >= 0, "coverage_penalty", self.coverage_penalty, "must be at least 0")
+
+    def penalty(self, lengths: torch.Tensor) -> torch.Tensor:
+        """lp of output lengths (EOS counted), as float64."""
+        return LENGTH_PENALTIES[self.length_penalty](lengths.double(), self.alpha)
+
+    def _coverage_term(self, coverage: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+        """beta * sum_j log(min(sum_i a_ij, 1)) over real positions: coverage, mask (N, S) -> (N,).
+
+        A position never attended counts as log(tiny), not -inf, so the score stays comparable.
+        """
+        tiny = torch.finfo(coverage.dtype).tiny
+        logs = coverage.clamp(min=tiny, max=1.0).log().masked_fill(~source_mask, 0.0)
+        return self.coverage_penalty * logs.sum(dim=-1).double()
+
+    @torch.no_grad()
+    def __call__(self, model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        batch_size, device, beam = src.size(0), src.device, self.beam_size
+        src_lengths = src_lengths.to(device)
+        memory, state = model.start(src, src_lengths)
+        memory, state = model.reorder(memory, state, torch.arange(batch_size, device=device).repeat_interleave(beam))
+        min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
+        steps = int(max_lengths.max())
+        source_mask = torch.arange(src.size(1), device=device) < src_lengths.unsqueeze(1)  # (A, S)
+        sentences = torch.arange(batch_size, device=device)  # (A,) batch index of each active sentence
+        open_log_probs = torch.full((batch_size, beam), NEG_INF, dtype=torch.float64, device=device)
+        open_log_probs[:, 0] = 0.0  # the beams start identical: only the first may expand
+        history = torch.full((batch_size * beam, steps + 1), PAD_ID, dtype=torch.long, device=device)
+        history[:, 0] = BOS_ID  # (A*K, T + 1)
+        coverage = attention = None  # (A*K, S) and (A*K, T, S), kept only when needed
+        if self.coverage_penalty:
+            coverage = torch.zeros(batch_size * beam, src.size(1), dtype=torch.float64, device=device)
+        capacity = beam if self.stop_early else self.nbest
+        finished = _Finished(
+            torch.full((batch_size, capacity), NEG_INF, dtype=torch.float64, device=device),
+            torch.full((batch_size, capacity), NEG_INF, dtype=torch.float64, device=device),
+            torch.zeros(batch_size, capacity, dtype=torch.long, device=device),
+            torch.full((batch_size, capacity, steps), PAD_ID, dtype=torch.long, device=device), None)
+        done_chunks: list[tuple[torch.Tensor, _Finished]] = []
+        for step in range(steps):
+            active = sentences.size(0)
+            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory,
+                                                   min_lengths.repeat_interleave(beam),
+                                                   max_lengths.repeat_interleave(beam))
+            if self.return_attention and attention is None:  # the model's dtype is known from now on
+                attention = weights.new_zeros(active * beam, steps, weights.size(-1))
+                finished.attention = weights.new_zeros(active, capacity, steps, weights.size(-1))
+            if attention is not None:
+                attention[:, step] = weights
+            if coverage is not None:
+                coverage += weights
+            vocab_size = log_probs.size(-1)
+            extensions = open_log_probs.unsqueeze(-1) + log_probs.view(active, beam, vocab_size)  # (A, K, V)
+            finished = finished.merge(self._eos_extensions(extensions, step, history, coverage, attention,
+                                                           source_mask))
+            extensions[:, :, EOS_ID] = NEG_INF  # the best beam_size others stay open
+            open_log_probs, best = extensions.view(active, -1).topk(beam, dim=-1)  # (A, K) best first
+            tokens = best % vocab_size
+            rows = torch.arange(active, device=device).unsqueeze(1) * beam + best // vocab_size  # (A, K) parents
+            done = self._done(finished.scores, open_log_probs, max_lengths)  # (A,)
+            if bool(done.any()):  # the step's one host sync; finished sentences leave the batch
+                ended, keep = done.nonzero().squeeze(1), (~done).nonzero().squeeze(1)
+                done_chunks.append((sentences[ended], finished.select(ended)))
+                if keep.numel() == 0:
+                    break
+                sentences, min_lengths, max_lengths = sentences[keep], min_lengths[keep], max_lengths[keep]
+                source_mask, finished = source_mask[keep], finished.select(keep)
+                open_log_probs, tokens, rows = open_log_probs[keep], tokens[keep], rows[keep]
+            rows = rows.view(-1)
+            memory, state = model.reorder(memory, state, rows)
+            history = history.index_select(0, rows)
+            history[:, step + 1] = tokens.view(-1)
+            if coverage is not None:
+                coverage = coverage.index_select(0, rows)
+            if attention is not None:
+                attention = attention.index_select(0, rows)
+        return self._hypotheses(done_chunks, batch_size, src_lengths.tolist())
+
+    def _eos_extensions(self, extensions: torch.Tensor, step: int, history: torch.Tensor,
+                        coverage: torch.Tensor | None, attention: torch.Tensor | None, source_mask: torch.Tensor
+                        ) -> _Finished:
+        """Every open hypothesis ended by EOS at this step (stopping early: those ranked within
+        the best beam_size extensions; the others get -inf).
+
+        Args:
+            extensions: (A, K, V) log P of every extension.
+            history: (A*K, T + 1) BOS and the tokens so far; coverage (A*K, S) and attention
+                (A*K, T, S) include this step.
+            source_mask: (A, S) real source positions.
+        """
+        active, beam, _ = extensions.shape
+        log_probs = extensions[:, :, EOS_ID].clone()  # (A, K)
+        if self.stop_early:
+            kth = extensions.view(active, -1).topk(beam, dim=-1).values[:, -1:]  # (A, 1)
+            log_probs.masked_fill_(log_probs < kth, NEG_INF)
+        scores = log_probs / float(self.penalty(torch.tensor(step + 1)))  # a float: no device sync
+        if coverage is not None:
+            mask = source_mask.repeat_interleave(beam, dim=0)  # (A*K, S)
+            scores = scores + self._coverage_term(coverage, mask).view(active, beam)
+        tokens = history[:, 1:].reshape(active, beam, -1)  # (A, K, T): PAD after this step's tokens
+        return _Finished(scores, log_probs, torch.full_like(log_probs, step + 1, dtype=torch.long), tokens,
+                         None if attention is None else attention.view(active, beam, *attention.shape[1:]))
+
+    def _done(self, finished_scores: torch.Tensor, open_log_probs: torch.Tensor, max_lengths: torch.Tensor
+              ) -> torch.Tensor:
+        """Which sentences stop: finished_scores (A, C) and open_log_probs (A, K), both best first."""
+        if self.stop_early:  # beam_size finished, or nothing open
+            return finished_scores[:, -1].isfinite() | open_log_probs[:, 0].isinf()
+        # No open hypothesis can beat the nbest-th finished one (see the class docstring). With
+        # nothing open, the bound is -inf and the sentence is done.
+        return finished_scores[:, -1] >= open_log_probs[:, 0] / self.penalty(max_lengths)
+
+    def _hypotheses(self, chunks: list[tuple[torch.Tensor, _Finished]], batch_size: int,
+                    source_lengths: list[int]) -> list[list[Hypothesis]]:
+        """The n-best lists in batch order from the finished store of each sentence."""
+        nbest: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+        for sentences, found in chunks:
+            attention = None if found.attention is None else found.attention.cpu()
+            for i, (sentence, scores, log_probs, lengths, tokens) in enumerate(zip(
+                    sentences.tolist(), found.scores.tolist(), found.log_probs.tolist(), found.lengths.tolist(),
+                    found.tokens.tolist())):
+                nbest[sentence] = [
+                    _hypothesis(tokens[c], lengths[c], log_probs[c], scores[c],
+                                None if attention is None else attention[i, c], source_lengths[sentence])
+                    for c in range(self.nbest) if scores[c] > NEG_INF]
+        return nbest
+
+
+def build_search(config: Mapping[str, Any] | DictConfig, **overrides: Any) -> Search:
+    """The search of a decode config (a `configs/decode/*.yaml`), with some fields overridden.
+
+    The one way a search is built (training's validation and test, the CLI, the Python API), so
+    every caller gets the config's defaults.
+
+    Args:
+        config: a mapping with `_target_` (one of the classes above) and its fields.
+        overrides: fields to replace, e.g. from command-line flags.
+
+    Raises:
+        ValueError: naming unknown override fields, or an invalid value (`decode.<field>=...`).
+    """
+    config = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
+    known = {f.name for f in fields(get_class(config._target_))}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown decode option(s) {', '.join(unknown)} for {config._target_}: "
+                         f"use {', '.join(sorted(known))}")
+    try:
+        return instantiate(config, **overrides)
+    except InstantiationException as error:  # surface the field's own message
+        if isinstance(error.__cause__, ValueError):
+            raise error.__cause__ from None
+        raise

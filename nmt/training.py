@@ -32,8 +32,8 @@ from nmt.modules.seq2seq import Seq2Seq
 from nmt.rng import rng_state, set_rng_state
 from nmt.run_layout import RunLayout
 from nmt.schedulers import steps_on_validation
+from nmt.search import Search
 from nmt.tokenizer import Tokenizer
-from nmt.translation import Search
 from nmt.validation import ValidationData, validate
 
 log = logging.getLogger(__name__)

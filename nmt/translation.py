@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -14,25 +13,30 @@ from nmt.checkpoint import SIDES, load_checkpoint
 from nmt.data.batching import bucket_batches, collate
 from nmt.errors import UserError
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.search import Hypothesis
+from nmt.search import Decodable, Hypothesis, Search
 from nmt.tokenizer import Tokenizer
 
-Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
 
-
-def translate_ids(model: Seq2Seq, src_ids: list[list[int]], search: Search,
-                  max_tokens: int = 4000, device: torch.device | str = "cpu") -> list[list[int]]:
-    """Runs `search` over batches of similar-length sources; returns target ids in input order."""
+def translate_hypotheses(model: Decodable, src_ids: list[list[int]], search: Search, max_tokens: int = 4000,
+                         device: torch.device | str = "cpu") -> list[list[Hypothesis]]:
+    """Runs `search` over batches of similar-length sources; returns each source's n-best list
+    (tokens, log-probability, score, attention if the search returns it), in input order."""
     model.eval()
-    outputs: list[list[int]] = [[] for _ in src_ids]
+    outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
     for indices in bucket_batches([len(s) for s in src_ids], None, max_tokens):
         batch = collate([src_ids[i] for i in indices], None, indices).to(torch.device(device))
-        for index, hypothesis in zip(indices, search(model, batch.src, batch.src_lengths)):
-            outputs[index] = hypothesis.tokens
+        for index, hypotheses in zip(indices, search(model, batch.src, batch.src_lengths)):
+            outputs[index] = hypotheses
     return outputs
 
 
-def translate_lines(model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+def translate_ids(model: Decodable, src_ids: list[list[int]], search: Search, max_tokens: int = 4000,
+                  device: torch.device | str = "cpu") -> list[list[int]]:
+    """The best hypothesis's target ids for each source, in input order."""
+    return [hypotheses[0].tokens for hypotheses in translate_hypotheses(model, src_ids, search, max_tokens, device)]
+
+
+def translate_lines(model: Decodable, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                     lines: list[str], search: Search, max_tokens: int = 4000,
                     device: torch.device | str = "cpu") -> list[str]:
     """Raw sentences -> detokenized translations, one per input line.

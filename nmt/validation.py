@@ -11,8 +11,9 @@ from nmt.data.batching import bucket_batches, collate
 from nmt.evaluation import score
 from nmt.loss import token_loss_sum
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.search import Search
 from nmt.tokenizer import Tokenizer
-from nmt.translation import Search, translate_ids
+from nmt.translation import translate_ids
 
 
 @dataclass

@@ -19,7 +19,7 @@ from nmt.data.batching import collate
 from nmt.modules.decoder import BahdanauDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.search import greedy_search
+from nmt.search import GreedySearch
 from nmt.tokenizer import BOS_ID, EOS_ID
 from tests.conftest import VOCAB, random_sentences, tiny_model
 
@@ -132,7 +132,7 @@ def test_attention_examples_equal_the_weights_greedy_search_saw() -> None:
     model = tiny_model().eval()
     src_ids = random_sentences(4)
     batch = collate(src_ids, None, list(range(len(src_ids))))
-    outputs = [h.tokens for h in greedy_search(model, batch.src, batch.src_lengths, max_length_offset=3)]
+    outputs = [h.tokens for [h] in GreedySearch(max_length_offset=3)(model, batch.src, batch.src_lengths)]
     model.train()
     examples = attention_examples(model, src_ids, outputs, FakeTokenizer(), FakeTokenizer(), torch.device("cpu"))
     assert model.training  # the caller's mode is restored

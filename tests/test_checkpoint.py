@@ -2,7 +2,6 @@ import os
 import random
 import pickle
 import shutil
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from nmt import checkpoint as checkpoint_module
 from nmt.checkpoint import Checkpoint, build_checkpoint, load_checkpoint, save_checkpoint
 from nmt.errors import UserError
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.search import greedy_search
+from nmt.search import GreedySearch
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
 from nmt.translation import load_model, translate_lines
 from tests.test_sources import write_toy
@@ -30,7 +29,7 @@ TINY_MODEL = {
 }
 TOKENIZERS = {"src": b"src model", "tgt": b"tgt model"}
 SOURCES = ["ka lo mi", "", "lo lo ka"]
-search = partial(greedy_search, max_length_ratio=2.0, max_length_offset=5)
+search = GreedySearch(max_length_ratio=2.0, max_length_offset=5)
 
 
 def toy_tokenizers(root: Path) -> tuple[Tokenizer, Tokenizer]:

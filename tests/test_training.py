@@ -11,7 +11,7 @@ from nmt.errors import UserError
 from nmt.loss import coverage_penalty
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
-from nmt.search import greedy_search
+from nmt.search import GreedySearch
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
 from nmt.training import Trainer, TrainerConfig
 from nmt.validation import ValidationData
@@ -35,7 +35,7 @@ def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32,
         model=model, optimizer=optimizer, scheduler=scheduler(optimizer) if scheduler else None,
         train_data=ParallelData(src, tgt, max_tokens=80, seed=0),
         valid_data=ValidationData(src[:4], tgt[:4], tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
-        tokenizers=(tokenizer, tokenizer), search=greedy_search,
+        tokenizers=(tokenizer, tokenizer), search=GreedySearch(),
         config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),
         run_config={"seed": 0}, device=torch.device("cpu"))
 

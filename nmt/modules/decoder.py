@@ -31,11 +31,6 @@ DecoderState = dict[str, torch.Tensor]
 """Recurrent state carried between steps; every tensor has the batch in dimension 0."""
 
 
-def select_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
-    """Reorders (or repeats) the batch rows of a state, e.g. to follow beam backpointers."""
-    return {name: tensor.index_select(0, index) for name, tensor in state.items()}
-
-
 @dataclass
 class Memory:
     """Source-side tensors read at every decoder step, computed once per batch.
@@ -186,6 +181,10 @@ class RecurrentDecoder(nn.Module):
         if self.attention.uses_coverage:
             state["coverage"] = torch.zeros_like(encoded.mask, dtype=hidden.dtype)  # (B, S)
         return memory, state
+
+    def reorder(self, memory: Memory, state: DecoderState, index: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """Selects (or repeats) batch rows of the memory and state: index (N',) of rows."""
+        return memory.index_select(index), {name: tensor.index_select(0, index) for name, tensor in state.items()}
 
     def attend(self, query: torch.Tensor, state: DecoderState, memory: Memory
                ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:

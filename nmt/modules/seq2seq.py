@@ -63,3 +63,8 @@ class Seq2Seq(nn.Module):
         logits, state, weights = self.decoder.decode_step(prev_tokens, state, memory)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> fp32
         return torch.log_softmax(logits, dim=-1), state, weights
+
+    def reorder(self, memory: Memory, state: DecoderState, index: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """Selects (or repeats) batch rows, index (N',): one copy per beam, beam backpointers,
+        finished sentences leaving. Searches call this and never look inside memory or state."""
+        return self.decoder.reorder(memory, state, index)
