@@ -1,7 +1,7 @@
-"""Command-line tools: prepare data, translate with a checkpoint, score a hypothesis file,
-average checkpoints.
+"""Command-line tools: prepare data, score hypothesis files (and compare systems), score
+alignments, average checkpoints. (Translating is `nmt.translate_cli`, exporting `nmt.export`.)
 
-Installed as `nmt-prepare`, `nmt-translate`, `nmt-evaluate` and `nmt-average`; `scripts/*.py`
+Installed as `nmt-prepare`, `nmt-evaluate`, `nmt-aer` and `nmt-average`; `scripts/*.py`
 call the same functions. Mistakes a user can fix end in a one-line `error: ...` and exit status 2.
 """
 
@@ -12,16 +12,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from nmt.alignment import alignment_error_rate, read_pharaoh
 from nmt.checkpoint import average_checkpoints, save_checkpoint
-from nmt.data.corpus import decode_lines, read_lines
+from nmt.data.corpus import read_lines
 from nmt.data.sources import Multi30k
 from nmt.errors import UserError
 from nmt.evaluation import DEFAULT_SEED, check_lengths, paired_bootstrap, score
 from nmt.run_layout import RunLayout
-from nmt.search import BeamSearch, GreedySearch
 
 
 def _run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
@@ -49,41 +46,6 @@ def prepare_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--src-lang", default="de", choices=Multi30k.LANGUAGES)
     parser.add_argument("--tgt-lang", default="en", choices=Multi30k.LANGUAGES)
     _run(_prepare, parser, argv)
-
-
-def _translate(args: argparse.Namespace) -> None:
-    from nmt.distributed import resolve_device  # heavy imports only for this tool
-    from nmt.translation import load_model, translate_lines
-
-    device = resolve_device(args.device)
-    model, src_tokenizer, tgt_tokenizer, _ = load_model(args.checkpoint, device)
-    lines = read_lines(args.input) if args.input else decode_lines(sys.stdin.buffer.read(), "<stdin>")
-    limits = {"max_length_ratio": args.max_length_ratio, "max_length_offset": args.max_length_offset}
-    search = (GreedySearch(**limits) if args.beam_size == 1
-              else BeamSearch(beam_size=args.beam_size, alpha=args.alpha, **limits))
-    with torch.inference_mode():
-        outputs = translate_lines(model, src_tokenizer, tgt_tokenizer, lines, search, args.max_tokens, device)
-    text = "".join(f"{line}\n" for line in outputs)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-
-
-def translate_main(argv: list[str] | None = None) -> None:
-    """Translates raw sentences (one per line) with a trained checkpoint; writes detokenized text."""
-    parser = argparse.ArgumentParser(description=translate_main.__doc__)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a checkpoint, e.g. <run>/checkpoints/best.pt (it holds its tokenizers)")
-    parser.add_argument("--input", help="source file (default: standard input)")
-    parser.add_argument("--output", help="output file (default: standard output)")
-    parser.add_argument("--beam-size", type=int, default=5, help="1 decodes greedily")
-    parser.add_argument("--alpha", type=float, default=1.0, help="GNMT length penalty exponent")
-    parser.add_argument("--max-length-ratio", type=float, default=2.0)
-    parser.add_argument("--max-length-offset", type=int, default=10)
-    parser.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
-    parser.add_argument("--device", default="auto")
-    _run(_translate, parser, argv)
 
 
 def _positive_int(text: str) -> int:

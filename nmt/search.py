@@ -99,6 +99,8 @@ class Search:
     def __post_init__(self) -> None:
         _require(self.min_length_ratio >= 0, "min_length_ratio", self.min_length_ratio, "must be at least 0")
         _require(self.max_length_ratio >= 0, "max_length_ratio", self.max_length_ratio, "must be at least 0")
+        _require(self.min_length_offset >= 0, "min_length_offset", self.min_length_offset, "must be at least 0")
+        _require(self.max_length_offset >= 0, "max_length_offset", self.max_length_offset, "must be at least 0")
         _require(self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", self.no_repeat_ngram_size,
                  "must be at least 0 (0: no blocking)")
 

@@ -1,6 +1,6 @@
 """See `python scripts/translate.py --help` (the same tool is installed as `nmt-translate`)."""
 
-from nmt.cli import translate_main
+from nmt.translate_cli import main
 
 if __name__ == "__main__":
-    translate_main()
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from functools import partial
 
@@ -20,8 +21,10 @@ VOCAB = 24  # ids 0-3 are special; 4.. are words
 @pytest.fixture(autouse=True, scope="session")
 def one_thread() -> None:
     """Tiny models gain nothing from a second thread, and on a busy 2-core machine each small
-    matmul can stall for ~100 ms waiting for it (tests ran 10-15x slower)."""
+    matmul can stall for ~100 ms waiting for it (tests ran 10-15x slower). Subprocesses
+    (train.py, tools) inherit the setting through OMP_NUM_THREADS."""
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(autouse=True)

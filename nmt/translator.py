@@ -1,0 +1,197 @@
+"""The Python API: translate raw sentences with a trained checkpoint (or an ensemble of them).
+
+    from nmt import Translator
+    translator = Translator.from_checkpoint("runs/bahdanau/<date_time>/checkpoints/best.pt")
+    translator.translate(["Ein Mann fährt Fahrrad."])                   # ['A man is riding a bike.']
+    best = translator.translate_nbest(["Ein Mann ..."], nbest=3, attention=True)[0][0]
+    best.text, best.score, best.attention, best.alignment
+
+No Hydra composition and no training data: the checkpoint holds the model config, the
+tokenizers and the search the run was tested with (`config["decode"]`), which is the default
+here and in `nmt-translate`, so the API, the tool and the test decode agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nmt.alignment import argmax_alignment, pieces_to_words
+from nmt.distributed import resolve_device
+from nmt.ensemble import Ensemble
+from nmt.errors import UserError
+from nmt.modules.attention import Attention, LocationScorer
+from nmt.modules.seq2seq import Seq2Seq
+from nmt.search import Decodable, Hypothesis, Search, build_search
+from nmt.tokenizer import Tokenizer
+from nmt.translation import load_model, translate_hypotheses
+
+log = logging.getLogger(__name__)
+
+SEARCHES = {"beam": "nmt.search.BeamSearch", "greedy": "nmt.search.GreedySearch", "sample": "nmt.search.Sampling"}
+"""The `search` names the API and the tool accept, and the classes they pick."""
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One hypothesis for one sentence.
+
+    Attributes:
+        text: the detokenized translation.
+        score: the search's score (log-probability, length-normalized by the beam search).
+        log_prob: log P(translation + EOS | source).
+        source_pieces, target_pieces: the subword pieces, without EOS.
+        attention: (len(target_pieces) + 1, len(source_pieces) + 1) weights, EOS row and column
+            included, when asked for; else None.
+        alignment: word-level links (source word, target word) from the attention (each target
+            piece to the source piece it attends to most), when attention was asked for.
+    """
+
+    text: str
+    score: float
+    log_prob: float
+    source_pieces: list[str]
+    target_pieces: list[str]
+    attention: np.ndarray | None = None
+    alignment: list[tuple[int, int]] | None = None
+
+
+class Translator:
+    """Translates raw sentences with a model, its tokenizers and a default search.
+
+    Args:
+        model: a `Seq2Seq`, an `Ensemble` or anything with `start`/`decode_step`/`reorder`.
+        src_tokenizer, tgt_tokenizer: the model's sentencepiece models.
+        decode: the default decode config (a `configs/decode/*.yaml` as a mapping).
+        device: where the model is.
+        max_tokens: source tokens per batch (sentences are sorted by length into batches).
+        max_source_length: the longest source, in pieces without EOS, the model accepts;
+            longer sentences are truncated with a warning (None: no limit).
+    """
+
+    def __init__(self, model: Decodable, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+                 decode: dict[str, Any], device: torch.device, max_tokens: int = 4000,
+                 max_source_length: int | None = None) -> None:
+        if max_tokens < 1:
+            raise UserError(f"max_tokens={max_tokens}: must be at least 1")
+        self.model, self.src_tokenizer, self.tgt_tokenizer = model, src_tokenizer, tgt_tokenizer
+        self.decode, self.device, self.max_tokens = dict(decode), device, max_tokens
+        self.max_source_length = max_source_length
+        self.model.eval()
+
+    @classmethod
+    def from_checkpoint(cls, paths: str | Path | Sequence[str | Path], device: str = "auto",
+                        max_tokens: int = 4000) -> Translator:
+        """Loads one checkpoint, or several as an ensemble (averaged probabilities).
+
+        Raises:
+            UserError: for an unreadable checkpoint, or ensemble members whose tokenizers differ.
+        """
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if not paths:
+            raise UserError("no checkpoint given")
+        torch_device = resolve_device(device)
+        loaded = [load_model(path, torch_device) for path in paths]
+        models, (_, src_tokenizer, tgt_tokenizer, config) = [m for m, *_ in loaded], loaded[0]
+        for path, (_, src, tgt, _) in zip(paths[1:], loaded[1:]):
+            if (src.model_bytes, tgt.model_bytes) != (src_tokenizer.model_bytes, tgt_tokenizer.model_bytes):
+                raise UserError(f"{path}: its tokenizers differ from {paths[0]}'s; an ensemble needs the same ones")
+        model = models[0] if len(models) == 1 else Ensemble(models)
+        limits = [limit for limit in map(model_source_limit, models) if limit is not None]
+        decode = config.get("decode") or {"_target_": SEARCHES["beam"]}
+        return cls(model, src_tokenizer, tgt_tokenizer, decode, torch_device, max_tokens,
+                   min(limits) if limits else None)
+
+    def search(self, search: str | None = None, **overrides: Any) -> Search:
+        """The search to use: the default decode config, or another kind (`beam`, `greedy`,
+        `sample`) with its class defaults, with fields overridden (None values are ignored).
+
+        Raises:
+            UserError: for an unknown search, unknown field or invalid value (e.g. beam_size=0).
+        """
+        config = self.decode
+        if search is not None:
+            if search not in SEARCHES:
+                raise UserError(f"search={search!r}: use one of {', '.join(SEARCHES)}")
+            if config.get("_target_") != SEARCHES[search]:
+                config = {"_target_": SEARCHES[search]}
+        try:
+            return build_search(config, **{k: v for k, v in overrides.items() if v is not None})
+        except ValueError as error:
+            raise UserError(str(error)) from None
+
+    def translate(self, sentences: Sequence[str], *, search: str | None = None, first_line: int = 1,
+                  **overrides: Any) -> list[str]:
+        """Detokenized best translations, one per sentence; an empty sentence gives "".
+
+        Args:
+            sentences: raw source sentences.
+            search: `beam`, `greedy` or `sample` (default: the checkpoint's test search).
+            first_line: the line number of `sentences[0]`, for warnings about long lines.
+            overrides: search fields, e.g. `beam_size=10`, `alpha=0.6`, `max_length_ratio=1.5`.
+        """
+        return [nbest[0].text if nbest else "" for nbest in
+                self.translate_nbest(sentences, search=search, first_line=first_line, **overrides)]
+
+    def translate_nbest(self, sentences: Sequence[str], *, search: str | None = None, nbest: int | None = None,
+                        attention: bool = False, first_line: int = 1, **overrides: Any) -> list[list[Translation]]:
+        """The n-best translations of each sentence, best first (an empty list for an empty one).
+
+        Args:
+            nbest: hypotheses per sentence (beam search; at most its beam size).
+            attention: also return each hypothesis's attention matrix and word alignment.
+            search, first_line, overrides: as in `translate`.
+        """
+        if nbest is not None:
+            overrides["nbest"] = nbest
+        decoder = self.search(search, return_attention=attention or None, **overrides)
+        todo = [i for i, sentence in enumerate(sentences) if sentence.strip()]
+        src_ids = self._encode([sentences[i] for i in todo], [first_line + i for i in todo])
+        with torch.inference_mode():
+            found = translate_hypotheses(self.model, src_ids, decoder, self.max_tokens, self.device)
+        results: list[list[Translation]] = [[] for _ in sentences]
+        for index, ids, hypotheses in zip(todo, src_ids, found):
+            results[index] = [self._translation(ids, hypothesis) for hypothesis in hypotheses]
+        return results
+
+    def _encode(self, sentences: list[str], line_numbers: list[int]) -> list[list[int]]:
+        src_ids = self.src_tokenizer.encode(sentences)
+        limit = self.max_source_length
+        if limit is None:
+            return src_ids
+        for position, (ids, line) in enumerate(zip(src_ids, line_numbers)):
+            if len(ids) > limit:
+                log.warning("line %d: %d source pieces, truncated to the model's limit of %d", line, len(ids), limit)
+                src_ids[position] = ids[:limit]
+        return src_ids
+
+    def _translation(self, src_ids: list[int], hypothesis: Hypothesis) -> Translation:
+        source_pieces = self._pieces(self.src_tokenizer, src_ids)
+        target_pieces = self._pieces(self.tgt_tokenizer, hypothesis.tokens)
+        weights = alignment = None
+        if hypothesis.attention is not None:
+            weights = hypothesis.attention.double().cpu().numpy()
+            links = pieces_to_words(argmax_alignment(weights[:-1, :-1]) if target_pieces and source_pieces else set(),
+                                    source_pieces, target_pieces)
+            alignment = sorted(links)
+        return Translation(self.tgt_tokenizer.decode([hypothesis.tokens])[0], hypothesis.score, hypothesis.log_prob,
+                           source_pieces, target_pieces, weights, alignment)
+
+    @staticmethod
+    def _pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+        return [tokenizer.processor.id_to_piece(i) for i in ids]
+
+
+def model_source_limit(model: Seq2Seq) -> int | None:
+    """The longest source, in pieces without EOS, a model can attend over (the `location`
+    scorer has one weight row per source position); None for no limit."""
+    attention = model.decoder.attention
+    if isinstance(attention, Attention) and isinstance(attention.scorer, LocationScorer):
+        return attention.scorer.max_source_length - 1  # its rows include the EOS position
+    return None

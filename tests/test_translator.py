@@ -1,0 +1,163 @@
+"""The Python API (`nmt.Translator`) and the translate tool built on it."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from nmt import Translator
+from nmt.checkpoint import save_checkpoint
+from nmt.errors import UserError
+from nmt.search import BeamSearch
+from nmt.translate_cli import main as translate_main
+from nmt.tokenizer import TokenizerConfig, build_tokenizers
+from nmt.translation import load_model, translate_lines
+from tests.test_checkpoint import TINY_MODEL, tiny_checkpoint, toy_tokenizers
+from tests.test_sources import write_toy
+
+SOURCES = ["ka lo mi", "", "lo lo ka ne", "mi"]
+LOCATION = {"scorer": {"_target_": "nmt.modules.attention.LocationScorer", "_partial_": True,
+                       "max_source_length": 6}}
+
+
+@pytest.fixture(scope="module")
+def tokenizers(tmp_path_factory):
+    return toy_tokenizers(tmp_path_factory.mktemp("tokenizers"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tokenizers, tmp_path_factory):
+    path = tmp_path_factory.mktemp("checkpoint") / "model.pt"
+    _, payload = tiny_checkpoint(tokenizers, seed=1)
+    save_checkpoint(path, payload)
+    return path
+
+
+def test_translate_equals_the_library_path_with_the_default_search(checkpoint):
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
+    model, src, tgt, _ = load_model(checkpoint)
+    expected = translate_lines(model, src, tgt, SOURCES, BeamSearch())  # no decode config: beam defaults
+    assert translator.translate(SOURCES) == expected
+    assert translator.translate(SOURCES)[1] == ""
+
+
+def test_nbest_lists_are_sorted_distinct_and_carry_attention_and_alignments(checkpoint):
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
+    results = translator.translate_nbest(SOURCES, nbest=3, beam_size=4, attention=True, min_length_ratio=1.0)
+    assert results[1] == []
+    for source, nbest in ((SOURCES[0], results[0]), (SOURCES[2], results[2]), (SOURCES[3], results[3])):
+        assert len(nbest) == 3
+        scores = [t.score for t in nbest]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(t.target_pieces) for t in nbest}) == 3
+        for translation in nbest:
+            assert translation.attention.shape == (len(translation.target_pieces) + 1,
+                                                   len(translation.source_pieces) + 1)
+            np.testing.assert_allclose(translation.attention.sum(-1), 1.0, atol=1e-5)
+            source_words, target_words = len(source.split()), len(translation.text.split())
+            assert translation.alignment  # word links, within the sentences' words
+            assert all(0 <= i < source_words and 0 <= j < target_words for i, j in translation.alignment)
+
+
+def test_an_ensemble_of_one_model_twice_translates_like_the_model(checkpoint):
+    single = Translator.from_checkpoint(checkpoint, device="cpu").translate_nbest(SOURCES, nbest=2)
+    double = Translator.from_checkpoint([checkpoint, checkpoint], device="cpu").translate_nbest(SOURCES, nbest=2)
+    for a, b in zip(single, double):
+        assert [t.text for t in a] == [t.text for t in b]
+        assert [t.score for t in a] == pytest.approx([t.score for t in b], abs=1e-5)
+
+
+def test_ensemble_members_need_the_same_tokenizers(checkpoint, tmp_path):
+    files = write_toy(tmp_path / "toy")["train"]
+    other = build_tokenizers(TokenizerConfig(vocab_size=50), files.src, files.tgt, tmp_path / "cache", tmp_path / "run")
+    _, payload = tiny_checkpoint(other, seed=2)
+    save_checkpoint(tmp_path / "other.pt", payload)
+    with pytest.raises(UserError, match="other.pt: its tokenizers differ"):
+        Translator.from_checkpoint([checkpoint, tmp_path / "other.pt"], device="cpu")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"beam_size": 0}, "decode.beam_size=0"),
+    ({"max_length_ratio": -1.0}, "decode.max_length_ratio=-1.0"),
+    ({"temperature": 0.5}, "unknown decode option"),
+    ({"search": "viterbi"}, "search='viterbi': use one of beam, greedy, sample"),
+])
+def test_bad_options_are_user_errors(checkpoint, options, message):
+    with pytest.raises(UserError, match=message):
+        Translator.from_checkpoint(checkpoint, device="cpu").translate(SOURCES, **options)
+
+
+def test_other_searches_share_the_api(checkpoint):
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
+    greedy = translator.translate(SOURCES, search="greedy")
+    assert translator.translate(SOURCES, search="sample", top_k=1) == greedy  # top-1 sampling is greedy
+    assert translator.translate(SOURCES, search="beam", beam_size=1, stop_early=True) == greedy
+
+
+def test_sources_over_the_models_limit_are_truncated_with_a_warning(tokenizers, tmp_path, caplog):
+    _, payload = tiny_checkpoint(tokenizers, seed=3, decoder={**TINY_MODEL["decoder"],
+                                                              **LOCATION})
+    save_checkpoint(tmp_path / "location.pt", payload)
+    translator = Translator.from_checkpoint(tmp_path / "location.pt", device="cpu")
+    assert translator.max_source_length == 5  # 6 positions, one of them EOS
+    long = " ".join(["ka lo mi ne"] * 5)
+    with caplog.at_level(logging.WARNING):
+        outputs = translator.translate(["mi", long, ""], first_line=10)
+    assert len(outputs) == 3 and outputs[2] == ""
+    assert "line 11:" in caplog.text and "truncated to the model's limit of 5" in caplog.text
+
+
+def run_tool(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        translate_main([str(a) for a in args])
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_the_tool_keeps_the_line_count_with_empty_and_over_long_lines(tokenizers, tmp_path, capsys, caplog):
+    _, payload = tiny_checkpoint(tokenizers, seed=3, decoder={**TINY_MODEL["decoder"],
+                                                              **LOCATION})
+    save_checkpoint(tmp_path / "location.pt", payload)
+    lines = ["ka lo", "", " ".join(["ka lo mi ne"] * 6), "mi", ""]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, err = run_tool(["--checkpoint", tmp_path / "location.pt", "--input", tmp_path / "in.txt",
+                               "--device", "cpu", "--alignments", tmp_path / "align.txt",
+                               "--heatmaps", tmp_path / "maps", "--chunk-lines", 2, "--min-length-ratio", 1], capsys)
+    assert code == 0, err
+    outputs = out.split("\n")[:-1]
+    assert len(outputs) == 5 and outputs[1] == outputs[4] == "" and outputs[0] and outputs[3]
+    assert "line 3: 24 source pieces, truncated to the model's limit of 5" in caplog.text
+    assert len((tmp_path / "align.txt").read_text().split("\n")[:-1]) == 5
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == [
+        "line-000001.png", "line-000003.png", "line-000004.png"]
+    code, whole, _ = run_tool(["--checkpoint", tmp_path / "location.pt", "--input", tmp_path / "in.txt",
+                               "--device", "cpu", "--min-length-ratio", 1], capsys)
+    assert whole == out  # reading in chunks of 2 lines changes nothing
+
+
+def test_the_tool_names_the_line_with_invalid_utf8(checkpoint, tmp_path, capsys):
+    (tmp_path / "bad.txt").write_bytes(b"ka lo\nmi\nka \xff lo\n")
+    code, out, err = run_tool(["--checkpoint", checkpoint, "--input", tmp_path / "bad.txt", "--device", "cpu",
+                               "--output", tmp_path / "out.txt"], capsys)
+    assert code == 2 and err.strip() == f"error: {tmp_path / 'bad.txt'}:3: invalid UTF-8 at byte 3 of the line"
+    assert not (tmp_path / "out.txt").exists()  # the output is written atomically: nothing half done
+
+
+@pytest.mark.parametrize("option", [["--beam-size", "0"], ["--max-length-offset", "-3"], ["--chunk-lines", "0"],
+                                    ["--top-k", "2"]])
+def test_the_tool_rejects_bad_options_in_one_line(checkpoint, tmp_path, capsys, option):
+    (tmp_path / "in.txt").write_text("ka lo\n")
+    code, _, err = run_tool(["--checkpoint", checkpoint, "--input", tmp_path / "in.txt", *option], capsys)
+    assert code == 2 and err.startswith("error: ") and err.strip().count("\n") == 0
+
+
+def test_the_tool_writes_moses_nbest_lists(checkpoint, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("ka lo\n\nmi ne\n")
+    code, out, err = run_tool(["--checkpoint", checkpoint, "--input", tmp_path / "in.txt", "--nbest", 3,
+                               "--beam-size", 4, "--min-length-ratio", 1.0], capsys)
+    assert code == 0, err
+    rows = [line.split(" ||| ") for line in out.splitlines()]
+    assert [r[0] for r in rows] == ["0"] * 3 + ["2"] * 3  # 0-based line numbers; the empty line has none
+    scores = [float(r[2]) for r in rows[:3]]
+    assert scores == sorted(scores, reverse=True)
