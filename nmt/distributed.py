@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -34,10 +35,12 @@ class Distributed:
 
     @property
     def enabled(self) -> bool:
+        """More than one process trains."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """This process writes logs, checkpoints and TensorBoard, validates and tests."""
         return self.rank == 0
 
     def broadcast(self, value: Any) -> Any:
@@ -64,6 +67,7 @@ class Distributed:
         return value
 
     def barrier(self) -> None:
+        """Waits until every rank gets here."""
         if self.enabled:
             dist.barrier()
 
@@ -104,7 +108,8 @@ def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # Other ranks wait while rank 0 validates: allow an hour rather than the default minutes.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=1))
     return Distributed(rank, world_size, local_rank), device
 
 

@@ -151,7 +151,7 @@ def paired_bootstrap(systems: Sequence[tuple[str, Sequence[str]]], references: S
 
     Raises:
         UserError: if a reference stream's length differs from a system's hypotheses.
-        ValueError: if `seed` or `samples` is not positive (sacrebleu reads seed 0 as "unseeded").
+        ValueError: if `seed` or `samples` is not positive.
     """
     if seed < 1 or samples < 1:
         raise ValueError(f"seed and samples must be positive, got seed={seed}, samples={samples}")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from hydra.utils import instantiate
@@ -31,13 +32,14 @@ from nmt.fileio import write_bytes_atomically
 from nmt.modules.seq2seq import Seq2Seq
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
-from nmt.search import build_search
+from nmt.search import Search, build_search
 from nmt.tokenizer import Tokenizer, build_tokenizers
 from nmt.training import Trainer
 from nmt.translation import translate_lines
 from nmt.validation import ValidationData
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def prepare_data(cfg: DictConfig) -> dict[str, SplitFiles]:
@@ -64,7 +66,7 @@ def load_training_data(cfg: DictConfig, splits: dict[str, SplitFiles], src_token
     if not src_ids:
         raise UserError(f"{files.src}: no training pairs left after dropping empty lines and pairs "
                         f"over max_length={cfg.max_length}")
-    return instantiate(cfg.batching)(src_ids, tgt_ids)
+    return configured("batching", lambda: instantiate(cfg.batching)(src_ids, tgt_ids))
 
 
 def load_validation_data(splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
@@ -90,32 +92,51 @@ def build_model(cfg: DictConfig, src_tokenizer: Tokenizer, tgt_tokenizer: Tokeni
 
 
 def parameter_count(model: torch.nn.Module) -> int:
-    """Trainable parameters, shared matrices counted once."""
+    """Parameters, shared matrices counted once."""
     return sum(p.numel() for p in model.parameters())
 
 
+def configured(group: str, build: Callable[[], T]) -> T:
+    """Runs `build` (a constructor fed from config group `group`) and turns a constructor's
+    refusal (ValueError, or TypeError for an unknown key) into a one-line error naming the group.
+
+    Partial configs (optimizer, scheduler, batching) are called outside Hydra's `instantiate`,
+    and searches are built by `build_search`, so their errors would otherwise be tracebacks.
+    """
+    try:
+        return build()
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{group}: {error}") from None
+
+
+def build_searches(cfg: DictConfig) -> tuple[Search, Search]:
+    """Validation's search (`cfg.valid_decode`) and the test search (`cfg.decode`), built before
+    training so a bad decode setting stops the run at once, not after hours of training."""
+    return (configured("valid_decode", lambda: build_search(cfg.valid_decode)),
+            configured("decode", lambda: build_search(cfg.decode)))
+
+
 def build_trainer(cfg: DictConfig, model: Seq2Seq, train_data: ParallelData, valid_data: ValidationData,
-                  tokenizers: tuple[Tokenizer, Tokenizer], layout: RunLayout, device: torch.device,
-                  distributed: Distributed = Distributed()) -> Trainer:
-    """The trainer with the optimizer, schedule and validation search (`cfg.valid_decode`) of `cfg`."""
-    optimizer = instantiate(cfg.optim)(model.parameters())
-    scheduler = instantiate(cfg.scheduler)(optimizer) if cfg.get("scheduler") else None
+                  tokenizers: tuple[Tokenizer, Tokenizer], valid_search: Search, layout: RunLayout,
+                  device: torch.device, distributed: Distributed = Distributed()) -> Trainer:
+    """The trainer with the optimizer and schedule of `cfg`, validating with `valid_search`."""
+    optimizer = configured("optim", lambda: instantiate(cfg.optim)(model.parameters()))
+    scheduler = (configured("scheduler", lambda: instantiate(cfg.scheduler)(optimizer))
+                 if cfg.get("scheduler") else None)
     return Trainer(
         model=model, optimizer=optimizer, scheduler=scheduler, train_data=train_data, valid_data=valid_data,
-        tokenizers=tokenizers,
-        search=build_search(cfg.valid_decode),
+        tokenizers=tokenizers, search=valid_search,
         config=instantiate(cfg.trainer), layout=layout, run_config=OmegaConf.to_container(cfg, resolve=True),
         device=device, distributed=distributed)
 
 
-def test(cfg: DictConfig, checkpoint: Path, splits: dict[str, SplitFiles], tokenizers: tuple[Tokenizer, Tokenizer],
+def test(checkpoint: Path, search: Search, splits: dict[str, SplitFiles], tokenizers: tuple[Tokenizer, Tokenizer],
          model: Seq2Seq, layout: RunLayout, device: torch.device) -> Scores:
-    """Decodes the test set with `checkpoint`'s weights and the search of `cfg.decode`; writes the
-    translations and `scores.json`."""
+    """Decodes the test set with `checkpoint`'s weights and `search`; writes the translations
+    and `scores.json`."""
     model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
     files = splits["test"]
     test_src, test_refs = read_parallel(files.src, files.tgt)
-    search = build_search(cfg.decode)
     hypotheses = translate_lines(model, *tokenizers, test_src, search, device=device)
     write_bytes_atomically(layout.test_hypotheses, "".join(f"{h}\n" for h in hypotheses).encode())
     scores = score(hypotheses, [test_refs])
@@ -163,7 +184,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
     seed_everything(cfg.seed)
     distributed, device = init_distributed(cfg.device)
     try:
-        layout = RunLayout(run_dir)
+        layout = RunLayout(distributed.broadcast(run_dir))  # rank 0's: Hydra's timestamps may differ by rank
         if distributed.is_main:  # rank 0 first: it downloads and trains the tokenizers ...
             splits = prepare_data(cfg)
             tokenizers = make_tokenizers(cfg, splits, layout)
@@ -174,13 +195,15 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
         train_data = load_training_data(cfg, splits, *tokenizers)
         valid_data = load_validation_data(splits, *tokenizers)
         model = build_model(cfg, *tokenizers, device)
+        valid_search, test_search = build_searches(cfg)
         if distributed.rank > 0:  # own dropout masks per rank; rank 0 draws what one process would
             seed_everything(cfg.seed + distributed.rank)
-        trainer = build_trainer(cfg, model, train_data, valid_data, tokenizers, layout, device, distributed)
+        trainer = build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout, device,
+                                distributed)
         best = trainer.fit()
         if not distributed.is_main:
             return None
-        scores = test(cfg, best, splits, tokenizers, model, layout, device)
+        scores = test(best, test_search, splits, tokenizers, model, layout, device)
         trainer.board.scalars("test", {"bleu": scores.bleu, "chrf": scores.chrf}, trainer.progress.step)
         summary = write_summary(cfg, trainer, scores, layout, time.monotonic() - start)
         trainer.board.hparams(flatten_hparams(summary["config"]),

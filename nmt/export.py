@@ -116,14 +116,6 @@ def _check_generalizes(traced: torch.jit.ScriptModule, program: _Program, src: t
                         f"model cannot be exported ({str(error).strip().splitlines()[0]})") from None
 
 
-def _max_source_length(model: Seq2Seq) -> int | None:
-    """The longest source location attention reads: its check is Python, which tracing drops."""
-    from nmt.modules.attention import LocationScorer
-
-    scorer = getattr(model.decoder.attention, "scorer", None)  # FixedContext has no scorer
-    return scorer.max_source_length if isinstance(scorer, LocationScorer) else None
-
-
 def _trace(model: Seq2Seq, src_vocab_size: int) -> tuple[torch.jit.ScriptModule, list[str]]:
     """Traces `start` and `decode_step` into one TorchScript module and checks it generalizes.
 
@@ -138,7 +130,7 @@ def _trace(model: Seq2Seq, src_vocab_size: int) -> tuple[torch.jit.ScriptModule,
         UserError: if the traced program does not reproduce the model on another shape.
     """
     generator = torch.Generator().manual_seed(0)
-    longest = min(11, _max_source_length(model) or 11)
+    longest = min(11, model.max_source_length or 11)
     src, src_lengths = _probe(src_vocab_size, [min(n, longest) for n in (7, 3, 5)], generator)
     probe = _probe(src_vocab_size, [min(n, longest) for n in (2, 11, 4, 9, 1)], generator)
     with torch.no_grad():
@@ -189,7 +181,7 @@ def export_model(checkpoint_path: str | Path, output_dir: str | Path) -> dict[st
         "vocab_size": {"src": src_tokenizer.vocab_size, "tgt": tgt_tokenizer.vocab_size},
         "memory": ["keys", "values", "mask"],
         "state": state_names,
-        "max_source_length": _max_source_length(model),
+        "max_source_length": model.max_source_length,  # its check is Python, which tracing drops
         "decode": config.get("decode"),
         "torch": torch.__version__,
     }

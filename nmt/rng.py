@@ -14,13 +14,15 @@ import torch
 
 
 def rng_state() -> dict[str, Any]:
-    """The states of Python's, numpy's, torch's CPU and (when present) every CUDA generator."""
+    """The states of Python's, numpy's, torch's CPU and (when present) the current CUDA device's
+    generator."""
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": (kind, keys.tobytes(), position, has_gauss, cached_gaussian),
         "torch": torch.get_rng_state().numpy().tobytes(),
-        "cuda": [state.numpy().tobytes() for state in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        # this process's GPU only: a machine with fewer GPUs can resume it, and under DDP each rank has one
+        "cuda": torch.cuda.get_rng_state().numpy().tobytes() if torch.cuda.is_available() else None,
     }
 
 
@@ -30,8 +32,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, position, has_gauss, cached_gaussian = state["numpy"]
     np.random.set_state((kind, np.frombuffer(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(_byte_tensor(state["torch"]))
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([_byte_tensor(cuda) for cuda in state["cuda"]])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(_byte_tensor(state["cuda"]))
 
 
 def _byte_tensor(data: bytes) -> torch.Tensor:

@@ -29,6 +29,7 @@ from nmt.errors import UserError
 from nmt.evaluation import METRIC_MODES, is_better
 from nmt.loss import token_loss_sum
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.resume import Progress, TrainingState, check_same_settings
 from nmt.rng import rng_state, set_rng_state
 from nmt.run_layout import RunLayout
 from nmt.schedulers import steps_on_validation
@@ -102,43 +103,11 @@ class TrainerConfig:
             raise ValueError("trainer: set at least one of max_steps, max_epochs, max_minutes")
         if self.metric not in METRIC_MODES:
             raise ValueError(f"trainer.metric={self.metric!r}: use one of {', '.join(METRIC_MODES)}")
-        for name in ("valid_every", "log_every", "accumulate", "max_bad_steps"):
-            if getattr(self, name) < 1:
+        for name in ("valid_every", "log_every", "accumulate", "max_bad_steps", "save_every", "patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name}={getattr(self, name)}: must be at least 1")
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint and restored on resume.
-
-    Attributes:
-        step: updates made (skipped ones not counted).
-        epoch: the current epoch; batch_in_epoch: the next position in its batch order.
-        seconds: wall time so far (what `max_minutes` limits); validation_seconds and
-            logging_seconds: the parts of it spent validating and writing logs.
-        target_tokens, sentences: training data consumed.
-        skipped_steps: updates skipped for a non-finite loss or gradient; bad_steps_in_a_row:
-            the current run of them.
-        best: metrics of the best validation so far; best_step: its step.
-        validations_without_improvement: counts toward `patience`.
-        validated_at: the step of the last validation; stopped_early: patience ran out.
-    """
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    seconds: float = 0.0
-    validation_seconds: float = 0.0
-    logging_seconds: float = 0.0
-    target_tokens: int = 0
-    sentences: int = 0
-    skipped_steps: int = 0
-    bad_steps_in_a_row: int = 0
-    best: dict[str, float] = field(default_factory=dict)
-    best_step: int = 0
-    validations_without_improvement: int = 0
-    validated_at: int = -1
-    stopped_early: bool = False
+        if self.keep_last < 0 or self.attention_samples < 0:
+            raise ValueError("trainer.keep_last and trainer.attention_samples must be at least 0")
 
 
 @dataclass
@@ -258,8 +227,13 @@ class Trainer:
     def _skip(self, loss: float, grad_norm: float) -> None:
         progress = self.progress
         progress.skipped_steps += 1
-        progress.bad_steps_in_a_row += 1
         self.board.scalars("train", {"skipped_steps": progress.skipped_steps}, progress.step)
+        if self.scaler.is_enabled() and math.isfinite(loss):
+            # fp16 gradients overflowed: the scaler's calibration (it lowers the scale), not divergence
+            log.info("after step %d: fp16 gradients overflowed; update skipped, gradient scale lowered to %g",
+                     progress.step, self.scaler.get_scale())
+            return
+        progress.bad_steps_in_a_row += 1
         log.warning("after step %d: loss %s, gradient norm %s: update skipped (%d in a row, %d in all)",
                     progress.step, loss, grad_norm, progress.bad_steps_in_a_row, progress.skipped_steps)
         if progress.bad_steps_in_a_row >= self.config.max_bad_steps:
@@ -394,29 +368,39 @@ class Trainer:
         payload = build_checkpoint(self.model.state_dict(), self.run_config,
                                    {"src": self.src_tokenizer.model_bytes, "tgt": self.tgt_tokenizer.model_bytes},
                                    progress.step, metrics)
-        training = {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                    "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                    "rng": rng_states, "progress": asdict(progress)}
-        save_checkpoint(layout.last_checkpoint, {**payload, "training": training})
+        training = TrainingState(optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
+                                 scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+                                 rng=rng_states, progress=asdict(progress))
+        # last.pt last: a run killed in between resumes from the previous last.pt and redoes
+        # these writes, so best.pt can never lag behind the best that last.pt records.
         if self.config.keep_last:
             save_checkpoint(layout.step_checkpoint(progress.step), payload)
             for old in layout.step_checkpoints()[:-self.config.keep_last]:
                 old.unlink()
         if best:
             save_checkpoint(layout.best_checkpoint, payload)
+        save_checkpoint(layout.last_checkpoint, {**payload, "training": training})
 
     # --- resume -------------------------------------------------------------------------------
 
     def _resume_path(self) -> Path | None:
+        """The checkpoint to resume from, as rank 0 sees it: every rank must resume (or not) alike."""
         resume = self.config.resume
         if resume is None:
             return None
-        if resume == "auto":
-            last = self.layout.last_checkpoint
-            return last if last.is_file() else None
-        if not Path(resume).is_file():
-            raise UserError(f"trainer.resume={resume}: checkpoint not found")
-        return Path(resume)
+        path = None
+        if self.distributed.is_main:
+            if resume == "auto":
+                path = self.layout.last_checkpoint if self.layout.last_checkpoint.is_file() else None
+            elif Path(resume).is_file():
+                path = Path(resume)
+            else:
+                raise UserError(f"trainer.resume={resume}: checkpoint not found")
+        path = self.distributed.broadcast(path)
+        if path is not None and not path.is_file():
+            raise UserError(f"trainer.resume: rank {self.distributed.rank} cannot read {path}: resuming on "
+                            "several nodes needs the run directory on a filesystem they share")
+        return path
 
     def _resume(self, path: Path) -> dict[str, Any] | None:
         """Restores model, optimizer, scheduler, scaler and progress from `path`; returns this
@@ -425,6 +409,7 @@ class Trainer:
         training = payload.get("training")
         if training is None:
             raise UserError(f"{path}: holds no training state (only last.pt does); resume from last.pt")
+        check_same_settings(payload["config"], self.run_config, path)
         try:
             self.model.load_state_dict(payload["model"])
         except RuntimeError as error:
@@ -438,6 +423,10 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(training["scheduler"])
         self.progress = Progress(**training["progress"])
+        best_before = RunLayout(path.parent.parent).best_checkpoint
+        if self.distributed.is_main and not self.layout.best_checkpoint.is_file() and best_before.is_file():
+            # continuing another run's training here: its best so far is this run's best so far
+            save_checkpoint(self.layout.best_checkpoint, load_checkpoint(best_before))
         log.info("resumed from %s at step %d (epoch %d, batch %d), %.1f min already spent", path,
                  self.progress.step, self.progress.epoch, self.progress.batch_in_epoch, self.progress.seconds / 60)
         states = training["rng"]

@@ -58,6 +58,7 @@ def _open_output(path: str | None, stack: ExitStack) -> IO[str]:
 def _translate(args: argparse.Namespace) -> None:
     from matplotlib.image import imsave  # heavy imports only once the arguments are fine
 
+    from nmt.alignment import format_pharaoh
     from nmt.board import AttentionExample, attention_figure
     from nmt.translator import Translator
 
@@ -67,7 +68,7 @@ def _translate(args: argparse.Namespace) -> None:
                  "min_length_ratio": args.min_length_ratio, "min_length_offset": args.min_length_offset,
                  "no_repeat_ngram_size": args.no_repeat_ngram_size, "coverage_penalty": args.coverage_penalty,
                  "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed,
-                 "nbest": args.nbest}
+                 "nbest": args.nbest, "stop_early": args.stop_early or None}
     translator.search(args.search, **overrides)  # bad options fail here, before any input is read
     want_attention = bool(args.alignments or args.heatmaps)
     if args.heatmaps:
@@ -80,12 +81,14 @@ def _translate(args: argparse.Namespace) -> None:
             results = translator.translate_nbest(chunk, search=args.search, attention=want_attention,
                                                  first_line=line, **overrides)
             for number, nbest in enumerate(results, start=line):
-                if args.nbest and args.nbest > 1:
+                if args.nbest and args.nbest > 1:  # an empty line gets one empty entry
                     output.writelines(f"{number - 1} ||| {t.text} ||| {t.score:.6f}\n" for t in nbest)
+                    if not nbest:
+                        output.write(f"{number - 1} |||  ||| 0.000000\n")
                 else:
                     output.write(f"{nbest[0].text if nbest else ''}\n")
                 if alignments is not None:
-                    alignments.write(" ".join(f"{i}-{j}" for i, j in (nbest[0].alignment if nbest else [])) + "\n")
+                    alignments.write(format_pharaoh(nbest[0].alignment if nbest else []) + "\n")
                 if args.heatmaps and nbest:
                     best = nbest[0]
                     example = AttentionExample([*best.source_pieces, "</s>"], [*best.target_pieces, "</s>"],
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--search", choices=("beam", "greedy", "sample"), help="default: the checkpoint's")
     parser.add_argument("--beam-size", type=int)
     parser.add_argument("--nbest", type=int, help="n > 1 writes Moses n-best lines: `line ||| text ||| score`")
+    parser.add_argument("--stop-early", action="store_true",
+                        help="beam: stop at beam-size finished hypotheses (faster, approximate)")
     parser.add_argument("--length-penalty", choices=("gnmt", "average", "none"))
     parser.add_argument("--alpha", type=float, help="GNMT length penalty exponent")
     parser.add_argument("--coverage-penalty", type=float, help="GNMT coverage penalty beta")

@@ -2,7 +2,7 @@
 
     from nmt import Translator
     translator = Translator.from_checkpoint("runs/bahdanau/<date_time>/checkpoints/best.pt")
-    translator.translate(["Ein Mann fährt Fahrrad."])                   # ['A man is riding a bike.']
+    translator.translate(["Ein Mann fährt Fahrrad."])                   # a list of strings
     best = translator.translate_nbest(["Ein Mann ..."], nbest=3, attention=True)[0][0]
     best.text, best.score, best.attention, best.alignment
 
@@ -26,8 +26,6 @@ from nmt.alignment import argmax_alignment, pieces_to_words
 from nmt.distributed import resolve_device
 from nmt.ensemble import Ensemble
 from nmt.errors import UserError
-from nmt.modules.attention import Attention, LocationScorer
-from nmt.modules.seq2seq import Seq2Seq
 from nmt.search import Decodable, Hypothesis, Search, build_search
 from nmt.tokenizer import Tokenizer
 from nmt.translation import load_model, translate_hypotheses
@@ -73,16 +71,17 @@ class Translator:
         max_tokens: source tokens per batch (sentences are sorted by length into batches).
         max_source_length: the longest source, in pieces without EOS, the model accepts;
             longer sentences are truncated with a warning (None: no limit).
+        has_attention: False for models without attention (no attention matrices or alignments).
     """
 
     def __init__(self, model: Decodable, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                  decode: dict[str, Any], device: torch.device, max_tokens: int = 4000,
-                 max_source_length: int | None = None) -> None:
+                 max_source_length: int | None = None, has_attention: bool = True) -> None:
         if max_tokens < 1:
             raise UserError(f"max_tokens={max_tokens}: must be at least 1")
         self.model, self.src_tokenizer, self.tgt_tokenizer = model, src_tokenizer, tgt_tokenizer
         self.decode, self.device, self.max_tokens = dict(decode), device, max_tokens
-        self.max_source_length = max_source_length
+        self.max_source_length, self.has_attention = max_source_length, has_attention
         self.model.eval()
 
     @classmethod
@@ -103,10 +102,9 @@ class Translator:
             if (src.model_bytes, tgt.model_bytes) != (src_tokenizer.model_bytes, tgt_tokenizer.model_bytes):
                 raise UserError(f"{path}: its tokenizers differ from {paths[0]}'s; an ensemble needs the same ones")
         model = models[0] if len(models) == 1 else Ensemble(models)
-        limits = [limit for limit in map(model_source_limit, models) if limit is not None]
-        decode = config.get("decode") or {"_target_": SEARCHES["beam"]}
-        return cls(model, src_tokenizer, tgt_tokenizer, decode, torch_device, max_tokens,
-                   min(limits) if limits else None)
+        limits = [m.max_source_length - 1 for m in models if m.max_source_length is not None]  # without EOS
+        return cls(model, src_tokenizer, tgt_tokenizer, _decode_config(config.get("decode"), paths[0]), torch_device,
+                   max_tokens, min(limits) if limits else None, has_attention=all(m.has_attention for m in models))
 
     def search(self, search: str | None = None, **overrides: Any) -> Search:
         """The search to use: the default decode config, or another kind (`beam`, `greedy`,
@@ -148,6 +146,8 @@ class Translator:
             attention: also return each hypothesis's attention matrix and word alignment.
             search, first_line, overrides: as in `translate`.
         """
+        if attention and not self.has_attention:
+            raise UserError("this model has no attention (model/attention: null): no attention matrices or alignments")
         if nbest is not None:
             overrides["nbest"] = nbest
         decoder = self.search(search, return_attention=attention or None, **overrides)
@@ -177,8 +177,9 @@ class Translator:
         weights = alignment = None
         if hypothesis.attention is not None:
             weights = hypothesis.attention.double().cpu().numpy()
-            links = pieces_to_words(argmax_alignment(weights[:-1, :-1]) if target_pieces and source_pieces else set(),
-                                    source_pieces, target_pieces)
+            # The EOS output row goes; the EOS source column stays, so that a piece attending
+            # mostly to EOS stays unaligned (pieces_to_words drops links past the real pieces).
+            links = pieces_to_words(argmax_alignment(weights[:-1]), source_pieces, target_pieces)
             alignment = sorted(links)
         return Translation(self.tgt_tokenizer.decode([hypothesis.tokens])[0], hypothesis.score, hypothesis.log_prob,
                            source_pieces, target_pieces, weights, alignment)
@@ -188,10 +189,15 @@ class Translator:
         return [tokenizer.processor.id_to_piece(i) for i in ids]
 
 
-def model_source_limit(model: Seq2Seq) -> int | None:
-    """The longest source, in pieces without EOS, a model can attend over (the `location`
-    scorer has one weight row per source position); None for no limit."""
-    attention = model.decoder.attention
-    if isinstance(attention, Attention) and isinstance(attention.scorer, LocationScorer):
-        return attention.scorer.max_source_length - 1  # its rows include the EOS position
-    return None
+def _decode_config(decode: dict[str, Any] | None, checkpoint: str | Path) -> dict[str, Any]:
+    """The checkpoint's test search; checkpoints from before the search classes (whose decode
+    config names a function) get a `BeamSearch` with the settings both understand."""
+    if not decode:
+        return {"_target_": SEARCHES["beam"]}
+    if decode.get("_target_") in SEARCHES.values():
+        return decode
+    known = {"beam_size", "alpha", "max_length_ratio", "max_length_offset"}
+    kept = {key: value for key, value in decode.items() if key in known}
+    log.warning("%s: its decode config (%s) is from an older nmt; using BeamSearch with %s", checkpoint,
+                decode.get("_target_"), kept)
+    return {"_target_": SEARCHES["beam"], **kept}

@@ -39,7 +39,9 @@ def main() -> None:
         train_data = experiment.load_training_data(cfg, splits, *tokenizers)
         valid_data = experiment.load_validation_data(splits, *tokenizers)
         model = experiment.build_model(cfg, *tokenizers, device)
-        trainer = experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, layout, device)
+        valid_search, _ = experiment.build_searches(cfg)
+        trainer = experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout,
+                                           device)
         order = iter(train_data.batch_order(0))
 
         def step() -> int:

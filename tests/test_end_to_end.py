@@ -71,3 +71,10 @@ def test_user_errors_are_one_line(tmp_path):
     train = run(str(ROOT / "train.py"), "data=multi30k", "data.local_dir=missing", cwd=tmp_path)
     assert train.returncode == 2
     assert train.stderr.strip().splitlines()[-1] == "error: missing/train.de.gz: file not found (data.local_dir=missing)"
+
+
+def test_a_bad_search_setting_stops_the_run_before_training(tmp_path):
+    train = run(str(ROOT / "train.py"), "decode.beam_size=0", "data.num_train=300", "hydra.run.dir=run", cwd=tmp_path)
+    assert train.returncode == 2
+    assert train.stderr.strip().splitlines()[-1] == "error: decode: decode.beam_size=0: must be at least 1"
+    assert not (tmp_path / "run" / "checkpoints").exists()

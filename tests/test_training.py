@@ -27,7 +27,7 @@ def target_tokenizer(tmp_path_factory) -> Tokenizer:
 
 
 def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32, scheduler=None,
-                 **config) -> Trainer:
+                 run_config=None, **config) -> Trainer:
     model = tiny_model(dropout=dropout, dtype=dtype)
     src, tgt = random_sentences(16), random_sentences(16)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -37,7 +37,8 @@ def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32,
         valid_data=ValidationData(src[:4], tgt[:4], tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
         tokenizers=(tokenizer, tokenizer), search=GreedySearch(),
         config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),
-        run_config={"seed": 0}, device=torch.device("cpu"))
+        run_config=run_config or {"seed": 0, "trainer": {"precision": "fp32", "accumulate": 1}},
+        device=torch.device("cpu"))
 
 
 def first_batch(trainer: Trainer) -> tuple[list, list, int]:
@@ -141,20 +142,23 @@ class PoisonedLoss:
 
 
 def test_a_non_finite_loss_skips_the_update_and_is_counted(tmp_path, target_tokenizer, monkeypatch):
-    monkeypatch.setattr(training_module, "token_loss_sum", PoisonedLoss({3}))
+    poisoned = PoisonedLoss({3})
+    monkeypatch.setattr(training_module, "token_loss_sum", poisoned)
     trainer = make_trainer(tmp_path, target_tokenizer, max_steps=5, valid_every=5)
-    before = {}
-    original_skip = trainer._skip
+    weights_before_each_step = []
+    original_step = trainer.train_step
 
-    def remember_weights(loss, grad_norm):
-        before.update({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
-        original_skip(loss, grad_norm)
+    def remember_weights(*args):
+        weights_before_each_step.append({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
+        return original_step(*args)
 
-    trainer._skip = remember_weights
+    trainer.train_step = remember_weights
     trainer.fit()
-    assert trainer.progress.skipped_steps == 1 and trainer.progress.step == 5
+    assert trainer.progress.skipped_steps == 1 and trainer.progress.step == 5 and poisoned.calls == 6
+    before, after = weights_before_each_step[2], weights_before_each_step[3]  # around the poisoned 3rd call
+    for name, tensor in before.items():
+        assert torch.equal(tensor, after[name]), name  # the skipped update left every weight untouched
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
-    assert before and all(torch.isfinite(t).all() for t in before.values())
 
 
 def test_non_finite_updates_in_a_row_stop_the_run_and_keep_the_checkpoint(tmp_path, target_tokenizer, monkeypatch):
@@ -204,8 +208,9 @@ def test_a_plateau_schedule_steps_on_the_validation_metric(tmp_path, target_toke
                            scheduler=lambda opt: ReduceOnPlateau(opt, metric="bleu", factor=0.5, patience=1))
     monkeypatch.setattr(trainer, "_validate", lambda: next(metrics))
     trainer.fit()
-    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.5 ** 1.5, rel=0.5)
-    assert trainer.optimizer.param_groups[0]["lr"] < 0.01
+    # validations at steps 2, 4, 6, 8 never improve on the first; torch's patience 1 halves the
+    # lr at the second bad one (step 6) and then starts counting again
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005, rel=1e-12)
 
 
 def test_coverage_penalty_is_the_overlap_of_attention_with_its_past():
@@ -225,3 +230,36 @@ def test_a_compiled_forward_trains_like_the_eager_one(tmp_path, target_tokenizer
         assert compiled.train_step(*batch)[0] == pytest.approx(eager.train_step(*batch)[0], rel=1e-4)
     for (name, a), b in zip(eager.model.named_parameters(), compiled.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_fp16_overflows_are_skipped_without_counting_toward_the_stop(tmp_path, target_tokenizer):
+    trainer = make_trainer(tmp_path, target_tokenizer, precision="fp16", max_bad_steps=1)
+    scale = trainer.scaler.get_scale()
+    trainer._skip(loss=2.5, grad_norm=float("inf"))  # finite loss, overflowing fp16 gradients
+    assert trainer.progress.skipped_steps == 1 and trainer.progress.bad_steps_in_a_row == 0
+    assert trainer.scaler.get_scale() == scale  # train_step's scaler.update() lowers it, not _skip
+    with pytest.raises(UserError, match="1 updates in a row"):
+        trainer._skip(loss=float("nan"), grad_norm=float("nan"))
+
+
+def test_resuming_into_a_new_run_directory_brings_the_best_checkpoint(tmp_path, target_tokenizer, monkeypatch):
+    metrics = iter([{"loss": 1.0, "ppl": 2.7, "bleu": 5.0, "chrf": 1.0}] + [{"loss": 2.0, "ppl": 7.4, "bleu": 1.0,
+                                                                             "chrf": 1.0}] * 10)
+    first = make_trainer(tmp_path / "first", target_tokenizer, max_steps=4, valid_every=2)
+    monkeypatch.setattr(first, "_validate", lambda: next(metrics))
+    first.fit()
+    continued = make_trainer(tmp_path / "second", target_tokenizer, max_steps=8, valid_every=2,
+                             resume=str(RunLayout(tmp_path / "first").last_checkpoint))
+    monkeypatch.setattr(continued, "_validate", lambda: next(metrics))
+    best = continued.fit()  # no validation here beats the first run's step 2
+    assert best.is_file() and load_checkpoint(best)["step"] == 2 and continued.progress.best_step == 2
+
+
+@pytest.mark.parametrize("changed", [{"precision": "bf16"}, {"accumulate": 2}])
+def test_resuming_with_other_settings_is_refused(tmp_path, target_tokenizer, changed):
+    make_trainer(tmp_path, target_tokenizer, max_steps=2, valid_every=2).fit()
+    trainer_setting, value = next(iter(changed.items()))
+    with pytest.raises(UserError, match=rf"saved with trainer.{trainer_setting}=\S+, this run has "
+                                        rf"trainer.{trainer_setting}={value}"):
+        make_trainer(tmp_path, target_tokenizer, max_steps=4, resume="auto",
+                     run_config={"seed": 0, "trainer": {"precision": "fp32", "accumulate": 1, **changed}}, **changed)

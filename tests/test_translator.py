@@ -158,6 +158,28 @@ def test_the_tool_writes_moses_nbest_lists(checkpoint, tmp_path, capsys):
                                "--beam-size", 4, "--min-length-ratio", 1.0], capsys)
     assert code == 0, err
     rows = [line.split(" ||| ") for line in out.splitlines()]
-    assert [r[0] for r in rows] == ["0"] * 3 + ["2"] * 3  # 0-based line numbers; the empty line has none
+    assert [r[0] for r in rows] == ["0"] * 3 + ["1"] + ["2"] * 3  # 0-based; the empty line: one empty entry
+    assert rows[3] == ["1", "", "0.000000"]
     scores = [float(r[2]) for r in rows[:3]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_an_older_checkpoints_decode_config_becomes_a_beam_search(tokenizers, tmp_path, caplog):
+    _, payload = tiny_checkpoint(tokenizers, seed=1)
+    payload["config"]["decode"] = {"_target_": "nmt.search.beam_search", "_partial_": True, "beam_size": 3,
+                                   "alpha": 0.5, "max_length_ratio": 1.5, "max_length_offset": 4}
+    save_checkpoint(tmp_path / "old.pt", payload)
+    with caplog.at_level(logging.WARNING):
+        translator = Translator.from_checkpoint(tmp_path / "old.pt", device="cpu")
+    assert translator.search() == BeamSearch(beam_size=3, alpha=0.5, max_length_ratio=1.5, max_length_offset=4)
+    assert "from an older nmt" in caplog.text
+    assert len(translator.translate(SOURCES)) == len(SOURCES)
+
+
+def test_a_model_without_attention_translates_but_has_no_alignments(tokenizers, tmp_path):
+    _, payload = tiny_checkpoint(tokenizers, seed=1, decoder={**TINY_MODEL["decoder"], "scorer": None})
+    save_checkpoint(tmp_path / "encdec.pt", payload)
+    translator = Translator.from_checkpoint(tmp_path / "encdec.pt", device="cpu")
+    assert len(translator.translate(SOURCES)) == len(SOURCES)
+    with pytest.raises(UserError, match="no attention"):
+        translator.translate_nbest(SOURCES, attention=True)

@@ -8,7 +8,7 @@ target) and at most `max_sentences`, and the batch order is shuffled each epoch 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -137,11 +137,6 @@ class ParallelData:
         """Real target tokens of those examples (EOS included): the loss's normalizer, known
         without building the batch (every DDP rank computes the global count locally)."""
         return sum(len(self.tgt_ids[i]) + 1 for i in indices)
-
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        """Yields the shuffled batches of one epoch."""
-        for indices in self.batch_order(epoch):
-            yield self.collate(indices)
 
 
 def filter_by_length(src_ids: list[list[int]], tgt_ids: list[list[int]], max_length: int

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nmt.modules.attention import Attention, LocationScorer
 from nmt.modules.decoder import DecoderState, Memory, RecurrentDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.initialization import bahdanau_init_
@@ -63,6 +64,18 @@ class Seq2Seq(nn.Module):
         logits, state, weights = self.decoder.decode_step(prev_tokens, state, memory)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> fp32
         return torch.log_softmax(logits, dim=-1), state, weights
+
+    @property
+    def has_attention(self) -> bool:
+        """False for the fixed-context baseline (RNNencdec), which has no alignments to show."""
+        return isinstance(self.decoder.attention, Attention)
+
+    @property
+    def max_source_length(self) -> int | None:
+        """The longest source, EOS included, the model can read (the `location` scorer has one
+        weight row per position); None: any length."""
+        scorer = self.decoder.attention.scorer if self.has_attention else None
+        return scorer.max_source_length if isinstance(scorer, LocationScorer) else None
 
     def reorder(self, memory: Memory, state: DecoderState, index: torch.Tensor) -> tuple[Memory, DecoderState]:
         """Selects (or repeats) batch rows, index (N',): one copy per beam, beam backpointers,
