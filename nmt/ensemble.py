@@ -50,8 +50,9 @@ class Ensemble(nn.Module):
         attention = torch.stack([weights for _, _, weights in steps]).mean(dim=0)  # (B, S)
         return mean, tuple(new_state for _, new_state, _ in steps), attention
 
-    def reorder(self, memory: EnsembleMemory, state: EnsembleState, index: torch.Tensor
-                ) -> tuple[EnsembleMemory, EnsembleState]:
-        """Selects (or repeats) batch rows in every member's memory and state."""
-        memories, states = zip(*(model.reorder(m, s, index) for model, m, s in zip(self.models, memory, state)))
-        return memories, states
+    def reorder(self, memory: EnsembleMemory | None, state: EnsembleState, index: torch.Tensor
+                ) -> tuple[EnsembleMemory | None, EnsembleState]:
+        """Selects (or repeats) batch rows in every member's memory (unless None) and state."""
+        memories = memory if memory is not None else (None,) * len(self.models)
+        reordered = [model.reorder(m, s, index) for model, m, s in zip(self.models, memories, state)]
+        return (tuple(m for m, _ in reordered) if memory is not None else None), tuple(s for _, s in reordered)

@@ -252,10 +252,12 @@ class ExportedModel:
         """y(i-1) (B,) -> log-probabilities (B, V) of the next token, the new state, attention (B, S)."""
         return self.program.decode_step(prev_tokens, state, memory)
 
-    def reorder(self, memory: Memory, state: State, index: torch.Tensor) -> tuple[Memory, State]:
-        """Selects (or repeats) batch rows, e.g. one copy per beam, or following backpointers."""
-        keys, values, mask = (tensor.index_select(0, index) for tensor in memory)
-        return (keys, values, mask), tuple(tensor.index_select(0, index) for tensor in state)
+    def reorder(self, memory: Memory | None, state: State, index: torch.Tensor) -> tuple[Memory | None, State]:
+        """Selects (or repeats) batch rows, e.g. one copy per beam, or following backpointers; a
+        memory of None stays None (the search reorders the state alone)."""
+        if memory is not None:
+            memory = tuple(tensor.index_select(0, index) for tensor in memory)
+        return memory, tuple(tensor.index_select(0, index) for tensor in state)
 
 
 def main(argv: list[str] | None = None) -> None:

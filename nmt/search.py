@@ -40,6 +40,9 @@ class Decodable(Protocol):
     The memory and state are opaque to the search: it passes them back to the model and asks the
     model to reorder their rows, so a model may carry whatever it needs in them. `decode_step`
     returns fresh log-probabilities (N, V), which the search masks in place, and attention (N, S).
+    `reorder(None, state, index)` reorders the state alone and returns (None, state): beam
+    backpointers move rows within a sentence, whose memory rows are identical copies, so the
+    memory (the largest tensors) only moves when the batch changes.
     """
 
     def eval(self) -> Any: ...
@@ -353,6 +356,7 @@ class BeamSearch(Search):
         src_lengths = src_lengths.to(device)
         memory, state = model.start(src, src_lengths)
         memory, state = model.reorder(memory, state, torch.arange(batch_size, device=device).repeat_interleave(beam))
+        memory_rows = batch_size * beam
         min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
         steps = int(max_lengths.max())
         source_mask = torch.arange(src.size(1), device=device) < src_lengths.unsqueeze(1)  # (A, S)
@@ -384,6 +388,9 @@ class BeamSearch(Search):
             if coverage is not None:
                 coverage += weights
             vocab_size = log_probs.size(-1)
+            # Open scores keep the model's precision: float64 over (A, K, V) would double the cost
+            # of the sum and the top-k for float32 models; finished scores are float64 anyway.
+            open_log_probs = open_log_probs.to(log_probs.dtype)
             extensions = open_log_probs.unsqueeze(-1) + log_probs.view(active, beam, vocab_size)  # (A, K, V)
             finished = finished.merge(self._eos_extensions(extensions, step, history, coverage, attention,
                                                            source_mask))
@@ -401,7 +408,11 @@ class BeamSearch(Search):
                 source_mask, finished = source_mask[keep], finished.select(keep)
                 open_log_probs, tokens, rows = open_log_probs[keep], tokens[keep], rows[keep]
             rows = rows.view(-1)
-            memory, state = model.reorder(memory, state, rows)
+            if rows.numel() == memory_rows:  # backpointers only: the memory's rows stay valid
+                state = model.reorder(None, state, rows)[1]
+            else:
+                memory, state = model.reorder(memory, state, rows)
+                memory_rows = rows.numel()
             history = history.index_select(0, rows)
             history[:, step + 1] = tokens.view(-1)
             if coverage is not None:

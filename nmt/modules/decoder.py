@@ -182,9 +182,12 @@ class RecurrentDecoder(nn.Module):
             state["coverage"] = torch.zeros_like(encoded.mask, dtype=hidden.dtype)  # (B, S)
         return memory, state
 
-    def reorder(self, memory: Memory, state: DecoderState, index: torch.Tensor) -> tuple[Memory, DecoderState]:
-        """Selects (or repeats) batch rows of the memory and state: index (N',) of rows."""
-        return memory.index_select(index), {name: tensor.index_select(0, index) for name, tensor in state.items()}
+    def reorder(self, memory: Memory | None, state: DecoderState, index: torch.Tensor
+                ) -> tuple[Memory | None, DecoderState]:
+        """Selects (or repeats) batch rows of the memory and state: index (N',) of rows. A memory
+        of None stays None (the search reorders the state alone)."""
+        memory = memory.index_select(index) if memory is not None else None
+        return memory, {name: tensor.index_select(0, index) for name, tensor in state.items()}
 
     def attend(self, query: torch.Tensor, state: DecoderState, memory: Memory
                ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:

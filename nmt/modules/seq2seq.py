@@ -77,7 +77,8 @@ class Seq2Seq(nn.Module):
         scorer = self.decoder.attention.scorer if self.has_attention else None
         return scorer.max_source_length if isinstance(scorer, LocationScorer) else None
 
-    def reorder(self, memory: Memory, state: DecoderState, index: torch.Tensor) -> tuple[Memory, DecoderState]:
+    def reorder(self, memory: Memory | None, state: DecoderState, index: torch.Tensor
+                ) -> tuple[Memory | None, DecoderState]:
         """Selects (or repeats) batch rows, index (N',): one copy per beam, beam backpointers,
         finished sentences leaving. Searches call this and never look inside memory or state."""
         return self.decoder.reorder(memory, state, index)
