@@ -58,7 +58,7 @@ def _open_output(path: str | None, stack: ExitStack) -> IO[str]:
 def _translate(args: argparse.Namespace) -> None:
     from matplotlib.image import imsave  # heavy imports only once the arguments are fine
 
-    from nmt.alignment import format_pharaoh
+    from nmt.alignment import format_pharaoh, summarize_attention
     from nmt.board import AttentionExample, attention_figure
     from nmt.translator import Translator
 
@@ -70,7 +70,8 @@ def _translate(args: argparse.Namespace) -> None:
                  "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed,
                  "nbest": args.nbest, "stop_early": args.stop_early or None}
     translator.search(args.search, **overrides)  # bad options fail here, before any input is read
-    want_attention = bool(args.alignments or args.heatmaps)
+    want_attention = bool(args.alignments or args.heatmaps or args.attention_stats)
+    matrices = []  # the best hypotheses' attention, for --attention-stats
     if args.heatmaps:
         Path(args.heatmaps).mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -89,6 +90,8 @@ def _translate(args: argparse.Namespace) -> None:
                     output.write(f"{nbest[0].text if nbest else ''}\n")
                 if alignments is not None:
                     alignments.write(format_pharaoh(nbest[0].alignment if nbest else []) + "\n")
+                if args.attention_stats and nbest:
+                    matrices.append(nbest[0].attention)
                 if args.heatmaps and nbest:
                     best = nbest[0]
                     example = AttentionExample([*best.source_pieces, "</s>"], [*best.target_pieces, "</s>"],
@@ -96,6 +99,11 @@ def _translate(args: argparse.Namespace) -> None:
                     imsave(Path(args.heatmaps) / f"line-{number:06d}.png", attention_figure(example))
             output.flush()
             line += len(chunk)
+    if args.attention_stats and matrices:
+        summary = summarize_attention(matrices)
+        print(f"attention: mean entropy {summary.mean_entropy:.3f} nats per output token, source coverage "
+              f"{summary.coverage:.3f} (share of source positions some output attends to most), "
+              f"{len(matrices)} sentences", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, help="sampling: repeatable draws")
     parser.add_argument("--alignments", help="also write word alignments from the attention (Pharaoh `i-j`)")
     parser.add_argument("--heatmaps", help="also write an attention heatmap PNG per line into this folder")
+    parser.add_argument("--attention-stats", action="store_true",
+                        help="print the attention's mean entropy and source coverage to stderr at the end")
     parser.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
     parser.add_argument("--chunk-lines", type=int, default=10000, help="lines read and translated at a time")
     parser.add_argument("--device", default="auto")

@@ -122,9 +122,10 @@ def test_the_tool_keeps_the_line_count_with_empty_and_over_long_lines(tokenizers
     lines = ["ka lo", "", " ".join(["ka lo mi ne"] * 6), "mi", ""]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, out, err = run_tool(["--checkpoint", tmp_path / "location.pt", "--input", tmp_path / "in.txt",
-                               "--device", "cpu", "--alignments", tmp_path / "align.txt",
+                               "--device", "cpu", "--alignments", tmp_path / "align.txt", "--attention-stats",
                                "--heatmaps", tmp_path / "maps", "--chunk-lines", 2, "--min-length-ratio", 1], capsys)
     assert code == 0, err
+    assert "attention: mean entropy" in err and "3 sentences" in err
     outputs = out.split("\n")[:-1]
     assert len(outputs) == 5 and outputs[1] == outputs[4] == "" and outputs[0] and outputs[3]
     assert "line 3: 24 source pieces, truncated to the model's limit of 5" in caplog.text
