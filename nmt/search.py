@@ -359,6 +359,10 @@ class BeamSearch(Search):
         memory_rows = batch_size * beam
         min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
         steps = int(max_lengths.max())
+        # Per batch, not per step: each row's limits, and each sentence's penalty at its limit
+        # (the exact rule's bound); both shrink with the batch when sentences finish.
+        row_min, row_max = min_lengths.repeat_interleave(beam), max_lengths.repeat_interleave(beam)  # (A*K,)
+        limit_penalties = self.penalty(max_lengths)  # (A,)
         source_mask = torch.arange(src.size(1), device=device) < src_lengths.unsqueeze(1)  # (A, S)
         sentences = torch.arange(batch_size, device=device)  # (A,) batch index of each active sentence
         open_log_probs = torch.full((batch_size, beam), NEG_INF, dtype=torch.float64, device=device)
@@ -377,9 +381,7 @@ class BeamSearch(Search):
         done_chunks: list[tuple[torch.Tensor, _Finished]] = []
         for step in range(steps):
             active = sentences.size(0)
-            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory,
-                                                   min_lengths.repeat_interleave(beam),
-                                                   max_lengths.repeat_interleave(beam))
+            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, row_min, row_max)
             if self.return_attention and attention is None:  # the model's dtype is known from now on
                 attention = weights.new_zeros(active * beam, steps, weights.size(-1))
                 finished.attention = weights.new_zeros(active, capacity, steps, weights.size(-1))
@@ -398,13 +400,14 @@ class BeamSearch(Search):
             open_log_probs, best = extensions.view(active, -1).topk(beam, dim=-1)  # (A, K) best first
             tokens = best % vocab_size
             rows = torch.arange(active, device=device).unsqueeze(1) * beam + best // vocab_size  # (A, K) parents
-            done = self._done(finished.scores, open_log_probs, max_lengths)  # (A,)
+            done = self._done(finished.scores, open_log_probs, limit_penalties)  # (A,)
             if bool(done.any()):  # the step's one host sync; finished sentences leave the batch
                 ended, keep = done.nonzero().squeeze(1), (~done).nonzero().squeeze(1)
                 done_chunks.append((sentences[ended], finished.select(ended)))
                 if keep.numel() == 0:
                     break
-                sentences, min_lengths, max_lengths = sentences[keep], min_lengths[keep], max_lengths[keep]
+                sentences, limit_penalties = sentences[keep], limit_penalties[keep]
+                row_min, row_max = row_min.view(active, beam)[keep].view(-1), row_max.view(active, beam)[keep].view(-1)
                 source_mask, finished = source_mask[keep], finished.select(keep)
                 open_log_probs, tokens, rows = open_log_probs[keep], tokens[keep], rows[keep]
             rows = rows.view(-1)
@@ -446,14 +449,15 @@ class BeamSearch(Search):
         return _Finished(scores, log_probs, torch.full_like(log_probs, step + 1, dtype=torch.long), tokens,
                          None if attention is None else attention.view(active, beam, *attention.shape[1:]))
 
-    def _done(self, finished_scores: torch.Tensor, open_log_probs: torch.Tensor, max_lengths: torch.Tensor
+    def _done(self, finished_scores: torch.Tensor, open_log_probs: torch.Tensor, limit_penalties: torch.Tensor
               ) -> torch.Tensor:
-        """Which sentences stop: finished_scores (A, C) and open_log_probs (A, K), both best first."""
+        """Which sentences stop: finished_scores (A, C) and open_log_probs (A, K), both best first;
+        limit_penalties (A,): the length penalty at each sentence's length limit."""
         if self.stop_early:  # beam_size finished, or nothing open
             return finished_scores[:, -1].isfinite() | open_log_probs[:, 0].isinf()
         # No open hypothesis can beat the nbest-th finished one (see the class docstring). With
         # nothing open, the bound is -inf and the sentence is done.
-        return finished_scores[:, -1] >= open_log_probs[:, 0] / self.penalty(max_lengths)
+        return finished_scores[:, -1] >= open_log_probs[:, 0] / limit_penalties
 
     def _hypotheses(self, chunks: list[tuple[torch.Tensor, _Finished]], batch_size: int,
                     source_lengths: list[int]) -> list[list[Hypothesis]]:

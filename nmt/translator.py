@@ -157,7 +157,8 @@ class Translator:
             found = translate_hypotheses(self.model, src_ids, decoder, self.max_tokens, self.device)
         results: list[list[Translation]] = [[] for _ in sentences]
         for index, ids, hypotheses in zip(todo, src_ids, found):
-            results[index] = [self._translation(ids, hypothesis) for hypothesis in hypotheses]
+            source_pieces = self._pieces(self.src_tokenizer, ids)  # once per sentence, not per hypothesis
+            results[index] = [self._translation(source_pieces, hypothesis) for hypothesis in hypotheses]
         return results
 
     def _encode(self, sentences: list[str], line_numbers: list[int]) -> list[list[int]]:
@@ -171,8 +172,7 @@ class Translator:
                 src_ids[position] = ids[:limit]
         return src_ids
 
-    def _translation(self, src_ids: list[int], hypothesis: Hypothesis) -> Translation:
-        source_pieces = self._pieces(self.src_tokenizer, src_ids)
+    def _translation(self, source_pieces: list[str], hypothesis: Hypothesis) -> Translation:
         target_pieces = self._pieces(self.tgt_tokenizer, hypothesis.tokens)
         weights = alignment = None
         if hypothesis.attention is not None:
