@@ -27,8 +27,10 @@ from nmt.data.batching import Batch, ParallelData
 from nmt.distributed import Distributed, shard
 from nmt.errors import UserError
 from nmt.evaluation import METRIC_MODES, is_better
+from nmt.heap import trim_heap
 from nmt.loss import token_loss_sum
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.precision import autocast, check_precision
 from nmt.resume import Progress, TrainingState, check_same_settings
 from nmt.rng import rng_state, set_rng_state
 from nmt.run_layout import RunLayout
@@ -39,7 +41,8 @@ from nmt.validation import ValidationData, validate
 
 log = logging.getLogger(__name__)
 
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+HEAP_TRIM_EVERY = 10
+"""Updates between returns of freed memory to the system (`nmt.heap`): under 1% of the time."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,7 @@ class TrainerConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        if self.precision not in AUTOCAST_DTYPES:
-            raise ValueError(f"trainer.precision={self.precision!r}: use one of {', '.join(AUTOCAST_DTYPES)}")
+        check_precision(self.precision, "trainer.precision")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
             raise ValueError("trainer: set at least one of max_steps, max_epochs, max_minutes")
         if self.metric not in METRIC_MODES:
@@ -148,7 +150,6 @@ class Trainer:
         self.src_tokenizer, self.tgt_tokenizer = tokenizers
         self.search, self.layout, self.run_config = search, layout, run_config
         self.device, self.distributed = device, distributed
-        self.autocast_dtype = AUTOCAST_DTYPES[config.precision]
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
         self.progress = Progress()
         resume_from = self._resume_path()
@@ -186,8 +187,7 @@ class Trainer:
         for index, (batch, weight) in enumerate(zip(batches, weights)):
             last = index == len(batches) - 1
             with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
-                with torch.autocast(self.device.type, dtype=self.autocast_dtype,
-                                    enabled=self.autocast_dtype is not None):
+                with autocast(self.device, self.config.precision):
                     loss = weight * token_loss_sum(self.network, batch, self.config.label_smoothing,
                                                    self.config.coverage_loss_weight)
                 self.scaler.scale(loss * scale).backward()
@@ -217,6 +217,8 @@ class Trainer:
             return False
         progress.step += 1
         progress.bad_steps_in_a_row = 0
+        if progress.step % HEAP_TRIM_EVERY == 0:
+            trim_heap()
         window.loss_sum += loss * total_tokens
         window.target_tokens += total_tokens
         window.sentences += sentences
@@ -246,14 +248,30 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
 
     def fit(self) -> Path:
-        """Trains until a limit is reached; returns the path of the best checkpoint."""
+        """Trains until a limit is reached, validates the last step; returns the best checkpoint's path."""
+        self.train_until(self.config.max_steps)
+        progress = self.progress
+        if progress.validated_at != progress.step:
+            self._validate_and_save()
+        self.board.flush()
+        progress.seconds = time.monotonic() - self._clock
+        training_seconds = progress.seconds - progress.validation_seconds
+        log.info("trained %d steps (epoch %d) in %.1f min plus %.1f min validating; %.0f target tokens/s; "
+                 "%d updates skipped", progress.step, progress.epoch, training_seconds / 60,
+                 progress.validation_seconds / 60, progress.target_tokens / max(training_seconds, 1e-9),
+                 progress.skipped_steps)
+        return self.layout.best_checkpoint
+
+    def train_until(self, step: int | None) -> None:
+        """The training loop (updates, logging, periodic validation and saving) until update
+        `step` or a limit of the config; the benchmark times it between two steps."""
         config, progress = self.config, self.progress
         bar = tqdm(total=config.max_steps, initial=progress.step, unit="step", dynamic_ncols=True,
                    disable=None if config.progress_bar and self.distributed.is_main else True)
         window = _Window()
-        while not self._limit_reached():
+        while not self._limit_reached(step):
             order = self.train_data.batch_order(progress.epoch)
-            while progress.batch_in_epoch < len(order) and not self._limit_reached():
+            while progress.batch_in_epoch < len(order) and not self._limit_reached(step):
                 group = order[progress.batch_in_epoch: progress.batch_in_epoch + config.accumulate]
                 progress.batch_in_epoch += len(group)
                 if not self._update(group, window):
@@ -270,22 +288,12 @@ class Trainer:
             if progress.batch_in_epoch >= len(order):
                 progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
         bar.close()
-        if progress.validated_at != progress.step:
-            self._validate_and_save()
-        self.board.flush()
-        progress.seconds = time.monotonic() - self._clock
-        training_seconds = progress.seconds - progress.validation_seconds
-        log.info("trained %d steps (epoch %d) in %.1f min plus %.1f min validating; %.0f target tokens/s; "
-                 "%d updates skipped", progress.step, progress.epoch, training_seconds / 60,
-                 progress.validation_seconds / 60, progress.target_tokens / max(training_seconds, 1e-9),
-                 progress.skipped_steps)
-        return self.layout.best_checkpoint
 
-    def _limit_reached(self) -> bool:
+    def _limit_reached(self, step: int | None) -> bool:
         config, progress = self.config, self.progress
         if progress.stopped_early:
             return True
-        if config.max_steps is not None and progress.step >= config.max_steps:
+        if any(limit is not None and progress.step >= limit for limit in (step, config.max_steps)):
             return True
         if config.max_epochs is not None and progress.epoch >= config.max_epochs:
             return True

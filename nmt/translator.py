@@ -26,6 +26,7 @@ from nmt.alignment import argmax_alignment, pieces_to_words
 from nmt.distributed import resolve_device
 from nmt.ensemble import Ensemble
 from nmt.errors import UserError
+from nmt.precision import check_precision
 from nmt.search import Decodable, Hypothesis, Search, build_search
 from nmt.tokenizer import Tokenizer
 from nmt.translation import load_model, translate_hypotheses
@@ -72,22 +73,29 @@ class Translator:
         max_source_length: the longest source, in pieces without EOS, the model accepts;
             longer sentences are truncated with a warning (None: no limit).
         has_attention: False for models without attention (no attention matrices or alignments).
+        precision: `fp32`, or `bf16`/`fp16` for the matmuls under autocast (`nmt.precision`).
     """
 
     def __init__(self, model: Decodable, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                  decode: dict[str, Any], device: torch.device, max_tokens: int = 4000,
-                 max_source_length: int | None = None, has_attention: bool = True) -> None:
+                 max_source_length: int | None = None, has_attention: bool = True, precision: str = "fp32") -> None:
         if max_tokens < 1:
             raise UserError(f"max_tokens={max_tokens}: must be at least 1")
+        try:
+            check_precision(precision, "precision")
+        except ValueError as error:
+            raise UserError(str(error)) from None
         self.model, self.src_tokenizer, self.tgt_tokenizer = model, src_tokenizer, tgt_tokenizer
         self.decode, self.device, self.max_tokens = dict(decode), device, max_tokens
+        self.precision = precision
         self.max_source_length, self.has_attention = max_source_length, has_attention
         self.model.eval()
 
     @classmethod
     def from_checkpoint(cls, paths: str | Path | Sequence[str | Path], device: str = "auto",
-                        max_tokens: int = 4000) -> Translator:
-        """Loads one checkpoint, or several as an ensemble (averaged probabilities).
+                        max_tokens: int = 4000, precision: str | None = None) -> Translator:
+        """Loads one checkpoint, or several as an ensemble (averaged probabilities); `precision`
+        None takes the run's `decode_precision` (fp32 for runs that predate it).
 
         Raises:
             UserError: for an unreadable checkpoint, or ensemble members whose tokenizers differ.
@@ -104,7 +112,8 @@ class Translator:
         model = models[0] if len(models) == 1 else Ensemble(models)
         limits = [m.max_source_length - 1 for m in models if m.max_source_length is not None]  # without EOS
         return cls(model, src_tokenizer, tgt_tokenizer, _decode_config(config.get("decode"), paths[0]), torch_device,
-                   max_tokens, min(limits) if limits else None, has_attention=all(m.has_attention for m in models))
+                   max_tokens, min(limits) if limits else None, has_attention=all(m.has_attention for m in models),
+                   precision=precision or config.get("decode_precision", "fp32"))
 
     def search(self, search: str | None = None, **overrides: Any) -> Search:
         """The search to use: the default decode config, or another kind (`beam`, `greedy`,
@@ -154,7 +163,7 @@ class Translator:
         todo = [i for i, sentence in enumerate(sentences) if sentence.strip()]
         src_ids = self._encode([sentences[i] for i in todo], [first_line + i for i in todo])
         with torch.inference_mode():
-            found = translate_hypotheses(self.model, src_ids, decoder, self.max_tokens, self.device)
+            found = translate_hypotheses(self.model, src_ids, decoder, self.max_tokens, self.device, self.precision)
         results: list[list[Translation]] = [[] for _ in sentences]
         for index, ids, hypotheses in zip(todo, src_ids, found):
             source_pieces = self._pieces(self.src_tokenizer, ids)  # once per sentence, not per hypothesis

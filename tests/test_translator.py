@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from nmt import Translator
 from nmt.checkpoint import save_checkpoint
@@ -184,3 +185,27 @@ def test_a_model_without_attention_translates_but_has_no_alignments(tokenizers, 
     assert len(translator.translate(SOURCES)) == len(SOURCES)
     with pytest.raises(UserError, match="no attention"):
         translator.translate_nbest(SOURCES, attention=True)
+
+
+def test_the_precision_comes_from_the_run_and_runs_the_matmuls_in_bf16(tokenizers, tmp_path):
+    _, payload = tiny_checkpoint(tokenizers, seed=1)
+    payload["config"]["decode_precision"] = "bf16"
+    save_checkpoint(tmp_path / "bf16.pt", payload)
+    translator = Translator.from_checkpoint(tmp_path / "bf16.pt", device="cpu")
+    generator_dtypes = []
+    translator.model.decoder.generator.register_forward_hook(lambda *args: generator_dtypes.append(args[2].dtype))
+    translator.translate(SOURCES)
+    assert translator.precision == "bf16" and set(generator_dtypes) == {torch.bfloat16}
+    generator_dtypes.clear()
+    Translator(translator.model, translator.src_tokenizer, translator.tgt_tokenizer, translator.decode,
+               translator.device).translate(SOURCES)  # the API's own default: fp32
+    assert set(generator_dtypes) == {torch.float32}
+
+
+def test_the_tool_rejects_an_unknown_precision_in_one_line(checkpoint, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("ka lo\n")
+    with pytest.raises(SystemExit):  # argparse: `choices`
+        translate_main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "in.txt"), "--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="precision='fp8': use one of fp32, bf16, fp16"):
+        Translator.from_checkpoint(checkpoint, device="cpu", precision="fp8")

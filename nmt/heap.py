@@ -1,0 +1,31 @@
+"""Handing freed memory back to the operating system, so that a run's resident size tracks what
+it uses rather than what it once used.
+
+Training allocates tensors of a new shape for almost every batch (lengths vary), and under bf16
+autocast oneDNN adds buffers per matmul shape. glibc's allocator keeps the freed blocks in its
+heaps, fragmented, so the resident set of a CPU run grew by about 4 MB an update (measured: 1.26 GB
+after 25 bf16 updates, 1.74 GB after 100; fp32 stayed flat at 0.7 GB). `malloc_trim` returns the
+free pages; it takes 10-30 ms, so the trainer calls it every few updates, not every one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+
+@functools.cache
+def _malloc_trim() -> ctypes._CFuncPtr | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+def trim_heap() -> None:
+    """Returns the allocator's free pages to the operating system (glibc); elsewhere a no-op."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
