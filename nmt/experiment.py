@@ -24,12 +24,14 @@ from nmt.board import flatten_hparams
 from nmt.checkpoint import load_checkpoint
 from nmt.data.batching import ParallelData, filter_by_length
 from nmt.data.corpus import drop_empty_pairs, read_parallel
+from nmt.data.encoding import encode_corpus
 from nmt.data.sources import SplitFiles
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import UserError
 from nmt.evaluation import Scores, score
 from nmt.fileio import write_bytes_atomically
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.precision import check_precision
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
 from nmt.search import Search, build_search
@@ -55,18 +57,21 @@ def make_tokenizers(cfg: DictConfig, splits: dict[str, SplitFiles], layout: RunL
 
 def load_training_data(cfg: DictConfig, splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
                        tgt_tokenizer: Tokenizer) -> ParallelData:
-    """Reads, encodes and length-filters the training pairs; returns their batching."""
+    """Encodes the training pairs (once per corpus and tokenizers: cached in `cfg.encoded_cache`),
+    memory-maps them and length-filters them; returns their batching."""
     files = splits["train"]
-    src, tgt, empty = drop_empty_pairs(*read_parallel(files.src, files.tgt))
-    if empty:
-        log.info("dropped %d training pairs with an empty side", empty)
-    src_ids, tgt_ids, too_long = filter_by_length(src_tokenizer.encode(src), tgt_tokenizer.encode(tgt),
-                                                  cfg.max_length)
-    log.info("training pairs: %d kept, %d longer than %d tokens dropped", len(src_ids), too_long, cfg.max_length)
-    if not src_ids:
+    if cfg.encode_workers is not None and cfg.encode_workers < 1:
+        raise UserError(f"encode_workers={cfg.encode_workers}: must be at least 1 (null: min(4, CPU count))")
+    pairs = encode_corpus(files, src_tokenizer, tgt_tokenizer, Path(cfg.encoded_cache), cfg.encode_workers)
+    if pairs.empty_pairs:
+        log.info("dropped %d training pairs with an empty side", pairs.empty_pairs)
+    rows = filter_by_length(pairs.src.lengths, pairs.tgt.lengths, cfg.max_length)
+    log.info("training pairs: %d kept, %d longer than %d tokens dropped", len(rows), len(pairs) - len(rows),
+             cfg.max_length)
+    if not len(rows):
         raise UserError(f"{files.src}: no training pairs left after dropping empty lines and pairs "
                         f"over max_length={cfg.max_length}")
-    return configured("batching", lambda: instantiate(cfg.batching)(src_ids, tgt_ids))
+    return configured("batching", lambda: instantiate(cfg.batching)(pairs, rows))
 
 
 def load_validation_data(splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
@@ -112,6 +117,10 @@ def configured(group: str, build: Callable[[], T]) -> T:
 def build_searches(cfg: DictConfig) -> tuple[Search, Search]:
     """Validation's search (`cfg.valid_decode`) and the test search (`cfg.decode`), built before
     training so a bad decode setting stops the run at once, not after hours of training."""
+    try:
+        check_precision(cfg.decode_precision, "decode_precision")
+    except ValueError as error:
+        raise UserError(str(error)) from None
     return (configured("valid_decode", lambda: build_search(cfg.valid_decode)),
             configured("decode", lambda: build_search(cfg.decode)))
 
@@ -131,23 +140,30 @@ def build_trainer(cfg: DictConfig, model: Seq2Seq, train_data: ParallelData, val
 
 
 def test(checkpoint: Path, search: Search, splits: dict[str, SplitFiles], tokenizers: tuple[Tokenizer, Tokenizer],
-         model: Seq2Seq, layout: RunLayout, device: torch.device) -> Scores:
-    """Decodes the test set with `checkpoint`'s weights and `search`; writes the translations
-    and `scores.json`."""
+         model: Seq2Seq, layout: RunLayout, device: torch.device, precision: str = "fp32") -> dict[str, Scores]:
+    """Decodes the test set, and any extra test sets of the data source, with `checkpoint`'s
+    weights, `search` and `precision`; writes the translations and scores (`test.hyp`, `scores.json`;
+    `extra_tests/<name>.*`). Returns the scores by split name, `test` first."""
     model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
-    files = splits["test"]
-    test_src, test_refs = read_parallel(files.src, files.tgt)
-    hypotheses = translate_lines(model, *tokenizers, test_src, search, device=device)
-    write_bytes_atomically(layout.test_hypotheses, "".join(f"{h}\n" for h in hypotheses).encode())
-    scores = score(hypotheses, [test_refs])
-    _write_json(layout.scores, {"split": str(files.src), "checkpoint": str(checkpoint), **scores.as_dict()})
-    log.info("test (%s, %s): %s", files.src.name, search, scores)
-    return scores
+    results = {}
+    for name, files in splits.items():
+        if name in ("train", "valid"):
+            continue
+        test_src, test_refs = read_parallel(files.src, files.tgt)
+        hypotheses = translate_lines(model, *tokenizers, test_src, search, device=device, precision=precision)
+        scores = results[name] = score(hypotheses, [test_refs])
+        hypotheses_path, scores_path = ((layout.test_hypotheses, layout.scores) if name == "test" else
+                                        (layout.extra_test_hypotheses(name), layout.extra_test_scores(name)))
+        write_bytes_atomically(hypotheses_path, "".join(f"{h}\n" for h in hypotheses).encode())
+        _write_json(scores_path, {"split": str(files.src), "checkpoint": str(checkpoint), **scores.as_dict()})
+        log.info("%s (%s, %s): %s", name, files.src.name, search, scores)
+    return {"test": results.pop("test"), **results}
 
 
-def write_summary(cfg: DictConfig, trainer: Trainer, scores: Scores, layout: RunLayout,
+def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], layout: RunLayout,
                   wall_seconds: float) -> dict[str, Any]:
-    """Writes `summary.json`: what result tables need, so they never open a checkpoint."""
+    """Writes `summary.json`: what result tables need, so they never open a checkpoint. `tests`
+    are `test`'s results: the test set's scores, and the extra test sets' under `extra_tests`."""
     progress = trainer.progress
     training_seconds = progress.seconds - progress.validation_seconds
     summary = {
@@ -165,8 +181,11 @@ def write_summary(cfg: DictConfig, trainer: Trainer, scores: Scores, layout: Run
         "sentences_per_second": progress.sentences / max(training_seconds, 1e-9),
         "best_step": progress.best_step,
         "best_valid": progress.best,
-        "test": scores.as_dict(),
+        "test": tests["test"].as_dict(),
     }
+    extra = {name: scores.as_dict() for name, scores in tests.items() if name != "test"}
+    if extra:
+        summary["extra_tests"] = extra
     _write_json(layout.summary, summary)
     return summary
 
@@ -185,14 +204,15 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
     distributed, device = init_distributed(cfg.device)
     try:
         layout = RunLayout(distributed.broadcast(run_dir))  # rank 0's: Hydra's timestamps may differ by rank
-        if distributed.is_main:  # rank 0 first: it downloads and trains the tokenizers ...
+        if distributed.is_main:  # rank 0 first: it downloads, trains the tokenizers, encodes ...
             splits = prepare_data(cfg)
             tokenizers = make_tokenizers(cfg, splits, layout)
+            train_data = load_training_data(cfg, splits, *tokenizers)
         distributed.barrier()
-        if not distributed.is_main:  # ... which the other ranks then find in the caches
+        if not distributed.is_main:  # ... what the other ranks then find in the caches
             splits = prepare_data(cfg)
             tokenizers = make_tokenizers(cfg, splits, layout)
-        train_data = load_training_data(cfg, splits, *tokenizers)
+            train_data = load_training_data(cfg, splits, *tokenizers)
         valid_data = load_validation_data(splits, *tokenizers)
         model = build_model(cfg, *tokenizers, device)
         valid_search, test_search = build_searches(cfg)
@@ -203,9 +223,12 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
         best = trainer.fit()
         if not distributed.is_main:
             return None
-        scores = test(best, test_search, splits, tokenizers, model, layout, device)
-        trainer.board.scalars("test", {"bleu": scores.bleu, "chrf": scores.chrf}, trainer.progress.step)
-        summary = write_summary(cfg, trainer, scores, layout, time.monotonic() - start)
+        tests = test(best, test_search, splits, tokenizers, model, layout, device, cfg.decode_precision)
+        for name, result in tests.items():
+            trainer.board.scalars("test" if name == "test" else f"test/{name}",
+                                  {"bleu": result.bleu, "chrf": result.chrf}, trainer.progress.step)
+        scores = tests["test"]
+        summary = write_summary(cfg, trainer, tests, layout, time.monotonic() - start)
         trainer.board.hparams(flatten_hparams(summary["config"]),
                               {"test_bleu": scores.bleu, "test_chrf": scores.chrf,
                                **{f"valid_{name}": value for name, value in trainer.progress.best.items()}})

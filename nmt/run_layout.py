@@ -10,6 +10,7 @@ joining names themselves, so the layout can change here alone.
       checkpoints/           last.pt (resumable), best.pt, step-<N>.pt (the last K)
       tensorboard/           event files
       test.hyp, scores.json  test translations and their scores
+      extra_tests/           <name>.hyp, <name>.json: the same for each extra test set (data=files)
       summary.json           config values, sizes, times, best validation, test scores
 """
 
@@ -76,6 +77,14 @@ class RunLayout:
     @property
     def scores(self) -> Path:
         return self.root / "scores.json"
+
+    def extra_test_hypotheses(self, name: str) -> Path:
+        """Translations of the extra test set `name` (`data.extra_tests`)."""
+        return self.root / "extra_tests" / f"{name}.hyp"
+
+    def extra_test_scores(self, name: str) -> Path:
+        """Scores of the extra test set `name`."""
+        return self.root / "extra_tests" / f"{name}.json"
 
     @property
     def summary(self) -> Path:

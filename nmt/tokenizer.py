@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import sentencepiece as spm
 
+from nmt.data.corpus import iter_lines
 from nmt.errors import UserError
-from nmt.fileio import atomic_path
+from nmt.fileio import atomic_path, file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -73,38 +77,86 @@ class TokenizerConfig:
         vocab_size: pieces per model (a soft limit: small corpora get fewer).
         joint: one model trained on both sides (needed for shared embeddings), or one per side.
         character_coverage: share of characters the model must cover.
+        input_sentence_size: most sentences a model is trained on (both sides' for a joint
+            model): a larger corpus is sampled down to this many (0: no limit). Multi30k (58k
+            sentences, both sides) is below the default, so it is trained on in full.
+        shuffle_input_sentence: sample uniformly over the whole corpus (with a fixed seed, so
+            the model repeats); false takes the first `input_sentence_size` sentences.
     """
 
     model_type: str = "unigram"
     vocab_size: int = 8000
     joint: bool = True
     character_coverage: float = 1.0
+    input_sentence_size: int = 1_000_000
+    shuffle_input_sentence: bool = True
 
     def __post_init__(self) -> None:
         if self.model_type not in ("unigram", "bpe"):
             raise UserError(f"tokenizer.model_type={self.model_type!r}: use unigram or bpe")
+        if self.input_sentence_size < 0:
+            raise UserError(f"tokenizer.input_sentence_size={self.input_sentence_size}: must be at least 0")
+
+
+# The seed of the sample of a large corpus. sentencepiece's own sampling differs from process to
+# process (even after `set_random_generator_seed`), and nodes that train their own copy of a
+# tokenizer must get the same one, so the sample is drawn here.
+SAMPLING_SEED = 1
 
 
 def _fingerprint(config: TokenizerConfig, files: list[Path]) -> str:
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
     for path in files:
-        digest.update(path.read_bytes())
+        digest.update(file_fingerprint(path).encode())
     return digest.hexdigest()[:16]
 
 
+def _training_sentences(config: TokenizerConfig, files: list[Path]) -> Iterator[str]:
+    """The lines of `files`, in order, that a model is trained on: all of them, or a uniform
+    sample of `input_sentence_size` (seeded: the same on every machine), or the first ones."""
+    lines = itertools.chain.from_iterable(map(iter_lines, files))
+    limit = config.input_sentence_size
+    if not limit:
+        return lines
+    if not config.shuffle_input_sentence:
+        return itertools.islice(lines, limit)
+    total = sum(sum(1 for _ in iter_lines(path)) for path in files)
+    if total <= limit:
+        return lines
+    chosen = np.zeros(total, dtype=bool)
+    chosen[np.random.default_rng(SAMPLING_SEED).choice(total, limit, replace=False)] = True
+    return itertools.compress(lines, chosen)
+
+
 def _train_model(config: TokenizerConfig, files: list[Path], model_file: Path) -> None:
+    """Trains on the files' lines, streamed: sentencepiece reads no gzip, and a large corpus is
+    sampled first (`_training_sentences`)."""
+    errors: list[UserError] = []
+
+    def sentences() -> Iterator[str]:
+        try:
+            yield from _training_sentences(config, files)
+        except UserError as error:  # sentencepiece would turn it into a RuntimeError with a traceback
+            errors.append(error)
+            raise
+
     with atomic_path(model_file) as tmp:
-        spm.SentencePieceTrainer.train(
-            input=",".join(str(f) for f in files),
-            model_prefix=str(tmp.with_suffix("")),
-            vocab_size=config.vocab_size,
-            model_type=config.model_type,
-            character_coverage=config.character_coverage,
-            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-            hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
-            num_threads=2,
-            minloglevel=2,
-        )
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=sentences(),
+                model_prefix=str(tmp.with_suffix("")),
+                vocab_size=config.vocab_size,
+                model_type=config.model_type,
+                character_coverage=config.character_coverage,
+                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
+                num_threads=2,
+                minloglevel=2,
+            )
+        except RuntimeError:
+            if errors:
+                raise errors[0] from None
+            raise
         tmp.with_suffix(".model").replace(tmp)
         tmp.with_suffix(".vocab").unlink(missing_ok=True)
 
@@ -115,8 +167,9 @@ def build_tokenizers(
     """Trains (or reuses from `cache_dir`) the source and target models, copied into `run_dir`.
 
     The cache key is a hash of the settings and the training files' bytes, so a change of
-    either trains anew. The copies in `run_dir` (`src.model`, `tgt.model`) let a checkpoint
-    translate raw text without the original data.
+    either trains anew (so does a new field of `TokenizerConfig`: the key covers them all). The
+    copies in `run_dir` (`src.model`, `tgt.model`) let a checkpoint translate raw text without
+    the original data.
     """
     sides = {"src": [train_src, train_tgt], "tgt": [train_src, train_tgt]} if config.joint else {
         "src": [train_src], "tgt": [train_tgt]}

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +74,12 @@ def test_user_errors_are_one_line(tmp_path):
     assert train.stderr.strip().splitlines()[-1] == "error: missing/train.de.gz: file not found (data.local_dir=missing)"
 
 
-def test_a_bad_search_setting_stops_the_run_before_training(tmp_path):
-    train = run(str(ROOT / "train.py"), "decode.beam_size=0", "data.num_train=300", "hydra.run.dir=run", cwd=tmp_path)
+@pytest.mark.parametrize("setting, message", [
+    ("decode.beam_size=0", "error: decode: decode.beam_size=0: must be at least 1"),
+    ("decode_precision=fp8", "error: decode_precision='fp8': use one of fp32, bf16, fp16"),
+])
+def test_a_bad_search_setting_stops_the_run_before_training(tmp_path, setting, message):
+    train = run(str(ROOT / "train.py"), setting, "data.num_train=300", "hydra.run.dir=run", cwd=tmp_path)
     assert train.returncode == 2
-    assert train.stderr.strip().splitlines()[-1] == "error: decode: decode.beam_size=0: must be at least 1"
+    assert train.stderr.strip().splitlines()[-1] == message
     assert not (tmp_path / "run" / "checkpoints").exists()

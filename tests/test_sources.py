@@ -1,12 +1,16 @@
 import gzip
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from nmt.data.corpus import read_lines
-from nmt.data.sources import Multi30k, ToyTask
+from nmt.data.corpus import read_lines, read_parallel
+from nmt.data.sources import Multi30k, ParallelFiles, SplitFiles, ToyTask
 from nmt.errors import UserError
+from nmt.experiment import prepare_data, run
+from nmt.run_layout import RunLayout
+from tests.test_configs import compose_train
 
 SHARED_MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
 LOCAL_MULTI30K = Path(os.environ.get("NMT_MULTI30K", SHARED_MULTI30K))
@@ -62,3 +66,77 @@ def test_multi30k_rejects_an_unknown_language(tmp_path):
 def test_real_multi30k_from_the_local_copy(tmp_path):
     splits = Multi30k(str(tmp_path), "de", "en", local_dir=str(LOCAL_MULTI30K)).prepare()
     assert [len(read_lines(splits[s].src)) for s in ("train", "valid", "test")] == [29000, 1014, 1000]
+
+
+def write_files(folder: Path, name: str, pairs: dict[str, list[str]], gzipped: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, lines in pairs.items():
+        data = "".join(f"{line}\n" for line in lines).encode()
+        path = folder / f"{name}.{lang}"
+        if gzipped:
+            path.with_name(f"{path.name}.gz").write_bytes(gzip.compress(data))
+        else:
+            path.write_bytes(data)
+
+
+def test_files_are_found_by_prefix_and_language_plain_or_gzipped(tmp_path):
+    write_files(tmp_path, "train", {"de": ["a"], "en": ["b"]}, gzipped=True)
+    for name in ("dev", "test", "nt15"):
+        write_files(tmp_path, name, {"de": ["c", "d"], "en": ["e", "f"]})
+    source = ParallelFiles(train=f"{tmp_path}/train", valid=f"{tmp_path}/dev", test=f"{tmp_path}/test", src_lang="de",
+                           tgt_lang="en", extra_tests={"newstest2015": f"{tmp_path}/nt15"})
+    splits = source.prepare()
+    assert list(splits) == ["train", "valid", "test", "newstest2015"]
+    assert splits["train"] == SplitFiles(tmp_path / "train.de.gz", tmp_path / "train.en.gz")
+    assert splits["newstest2015"] == SplitFiles(tmp_path / "nt15.de", tmp_path / "nt15.en")
+    reverse = ParallelFiles(f"{tmp_path}/train", f"{tmp_path}/dev", f"{tmp_path}/test", src_lang="en", tgt_lang="de")
+    assert reverse.prepare()["valid"] == SplitFiles(tmp_path / "dev.en", tmp_path / "dev.de")
+
+
+def test_files_errors_name_the_key_file_and_line(tmp_path):
+    write_files(tmp_path, "train", {"de": ["a"], "en": ["b"]})
+    write_files(tmp_path, "dev", {"de": ["a", "b"], "en": ["c"]})
+    write_files(tmp_path, "test", {"de": ["a"], "en": ["b"]})
+    (tmp_path / "test.en").write_bytes(b"ok\n\xff\n")
+    prefixes = {"train": f"{tmp_path}/train", "valid": f"{tmp_path}/dev", "test": f"{tmp_path}/test"}
+    with pytest.raises(UserError, match=r"^data\.test=.*/tst: neither .*/tst\.de nor .*/tst\.de\.gz exists$"):
+        ParallelFiles(**{**prefixes, "test": f"{tmp_path}/tst"}, src_lang="de", tgt_lang="en").prepare()
+    with pytest.raises(UserError, match=r"dev\.de has 2 lines, .*dev\.en has 1$"):
+        ParallelFiles(**prefixes, src_lang="de", tgt_lang="en").prepare()
+    with pytest.raises(UserError, match=r"test\.en:2: invalid UTF-8"):
+        ParallelFiles(**{**prefixes, "valid": f"{tmp_path}/train"}, src_lang="de", tgt_lang="en").prepare()
+    with pytest.raises(UserError, match="data.extra_tests.valid: name a test set"):
+        ParallelFiles(**prefixes, src_lang="de", tgt_lang="en", extra_tests={"valid": f"{tmp_path}/dev"})
+
+
+def test_own_files_train_end_to_end_and_score_every_test_set(tmp_path):
+    toy = ToyTask(str(tmp_path / "toy"), num_train=300, num_valid=10, num_test=6).prepare()
+    corpus = tmp_path / "corpus"
+    for split, files in toy.items():
+        write_files(corpus, split, {"xx": read_lines(files.src), "yy": read_lines(files.tgt)}, gzipped=split == "train")
+    write_files(corpus, "other", {"xx": ["ka lo", "mi"], "yy": ["two one", "three"]})
+    cfg = compose_train("data=files", f"data.train={corpus}/train", f"data.valid={corpus}/valid",
+                        f"data.test={corpus}/test", "data.src_lang=xx", "data.tgt_lang=yy",
+                        f"data.extra_tests={{other: {corpus}/other}}", f"data_root={tmp_path}/data",
+                        "tokenizer.vocab_size=60", "trainer.max_steps=3", "trainer.valid_every=3",
+                        "trainer.progress_bar=false", "decode.beam_size=2", "device=cpu", "encode_workers=2")
+    scores = run(cfg, tmp_path / "run")
+    layout = RunLayout(tmp_path / "run")
+    summary = json.loads(layout.summary.read_text())
+    assert summary["steps"] == 3 and summary["test"]["bleu"] == scores.bleu
+    assert set(summary["extra_tests"]) == {"other"} and layout.extra_test_scores("other").is_file()
+    assert len(read_lines(layout.extra_test_hypotheses("other"))) == 2
+    assert len(list((tmp_path / "data" / "encoded").iterdir())) == 1  # the training corpus, encoded once
+
+
+@pytest.mark.skipif(not LOCAL_MULTI30K.is_dir(), reason="no local Multi30k copy")
+def test_multi30k_english_to_french_by_overriding_the_languages(tmp_path):
+    cfg = compose_train("data=multi30k", "data.src_lang=en", "data.tgt_lang=fr", f"data.local_dir={LOCAL_MULTI30K}",
+                        f"data_root={tmp_path}")
+    splits = prepare_data(cfg)
+    assert splits["train"] == SplitFiles(tmp_path / "multi30k" / "train.en", tmp_path / "multi30k" / "train.fr")
+    for split, stem in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
+        src, tgt = read_parallel(splits[split].src, splits[split].tgt)
+        assert len(src) == {"train": 29000, "valid": 1014, "test": 1000}[split]
+        assert (src[0], tgt[0]) == (read_lines(LOCAL_MULTI30K / f"{stem}.en.gz")[0],
+                                    read_lines(LOCAL_MULTI30K / f"{stem}.fr.gz")[0])

@@ -1,4 +1,9 @@
+import gzip
+
+import pytest
+
 from nmt import tokenizer as tokenizer_module
+from nmt.errors import UserError
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerConfig, build_tokenizers
 from tests.test_sources import write_toy
 
@@ -27,3 +32,29 @@ def test_separate_vocabularies_differ(tmp_path):
                                 tmp_path / "cache", tmp_path / "run")
     assert src.processor.piece_to_id("▁ka") != UNK_ID
     assert tgt.processor.piece_to_id("▁ka") == UNK_ID
+
+
+def pieces(tokenizer) -> list[tuple[str, float]]:
+    return [(tokenizer.processor.id_to_piece(i), tokenizer.processor.get_score(i)) for i in range(tokenizer.vocab_size)]
+
+
+def test_a_sampled_model_repeats_and_gzipped_text_trains_like_plain_text(tmp_path):
+    files = write_toy(tmp_path / "toy")["train"]
+    for path in (files.src, files.tgt):
+        (tmp_path / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    sampled = TokenizerConfig(vocab_size=60, input_sentence_size=300)  # of 1000 sentences
+    plain = build_tokenizers(sampled, files.src, files.tgt, tmp_path / "cache", tmp_path / "run1")[0]
+    gzipped = build_tokenizers(sampled, tmp_path / "train.src.gz", tmp_path / "train.tgt.gz", tmp_path / "cache",
+                               tmp_path / "run2")[0]
+    assert pieces(gzipped) == pieces(plain)  # the same lines, the same seeded sample
+    everything = build_tokenizers(TokenizerConfig(vocab_size=60, input_sentence_size=0), files.src, files.tgt,
+                                  tmp_path / "cache", tmp_path / "run3")[0]
+    assert pieces(everything) != pieces(plain)  # the bound took effect
+
+
+def test_invalid_utf8_in_training_text_names_file_and_line(tmp_path):
+    (tmp_path / "x.de").write_bytes(b"gut\nschl\xe4cht\n")
+    (tmp_path / "x.en").write_text("good\nbad\n")
+    with pytest.raises(UserError, match=r"x\.de:2: invalid UTF-8 at byte 4 of the line$"):
+        build_tokenizers(TokenizerConfig(vocab_size=20), tmp_path / "x.de", tmp_path / "x.en", tmp_path / "cache",
+                         tmp_path / "run")

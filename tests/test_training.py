@@ -33,7 +33,7 @@ def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32,
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     return Trainer(
         model=model, optimizer=optimizer, scheduler=scheduler(optimizer) if scheduler else None,
-        train_data=ParallelData(src, tgt, max_tokens=80, seed=0),
+        train_data=ParallelData.from_lists(src, tgt, max_tokens=80, seed=0),
         valid_data=ValidationData(src[:4], tgt[:4], tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
         tokenizers=(tokenizer, tokenizer), search=GreedySearch(),
         config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),

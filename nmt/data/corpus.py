@@ -1,69 +1,97 @@
-"""Reading parallel text files with checks that name the file and line on failure."""
+"""Reading parallel text files with checks that name the file and line on failure.
+
+Files are streamed line by line (plain or gzipped), so a corpus of millions of lines is checked
+and encoded without ever being held in memory; `read_lines` / `read_parallel` collect the lines
+of small files (validation and test sets).
+"""
 
 from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from nmt.errors import UserError
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Reads a UTF-8 text file (optionally gzipped) into lines without their newline.
+def decode_stream(stream: Iterable[bytes], name: str) -> Iterator[str]:
+    """Decodes UTF-8 lines (`\\n` or `\\r\\n` endings, removed); `name` (a path, or <stdin>) goes
+    into the error message.
 
     Raises:
-        UserError: if the file is missing or a line is not valid UTF-8 (the message names
-            the file and the 1-based line number).
+        UserError: naming the 1-based line that is not valid UTF-8.
+    """
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.rstrip(b"\n").decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as error:
+            raise UserError(f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line") from None
+
+
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """Streams the lines of a UTF-8 text file (gzipped when its name ends in `.gz`).
+
+    Raises:
+        UserError: if the file is missing or unreadable (e.g. a truncated gzip), or a line is not
+            valid UTF-8 (the message names the file and the 1-based line number).
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as stream:
+            yield from decode_stream(stream, str(path))
     except (OSError, EOFError, zlib.error) as error:
         raise UserError(f"{path}: cannot read ({error})") from None
-    return decode_lines(data, str(path))
 
 
-def decode_lines(data: bytes, name: str) -> list[str]:
-    """Splits UTF-8 bytes into lines; `name` (a path, or <stdin>) goes into the error message.
+def read_lines(path: str | Path) -> list[str]:
+    """All lines of a (small) text file; see `iter_lines`."""
+    return list(iter_lines(path))
+
+
+def iter_parallel(src_path: str | Path, tgt_path: str | Path) -> Iterator[tuple[str, str]]:
+    """Streams the line pairs of two line-aligned files.
 
     Raises:
-        UserError: naming the 1-based line that is not valid UTF-8.
+        UserError: if either file is unreadable or their line counts differ (counted to the end
+            of the longer file, so the message gives both counts).
     """
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    lines = []
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            lines.append(raw.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as error:
-            raise UserError(f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line") from None
-    return lines
+    src_lines, tgt_lines = iter_lines(src_path), iter_lines(tgt_path)
+    count = 0
+    for src in src_lines:
+        tgt = next(tgt_lines, None)
+        if tgt is None:
+            raise _unequal(src_path, count + 1 + sum(1 for _ in src_lines), tgt_path, count)
+        count += 1
+        yield src, tgt
+    tgt_rest = sum(1 for _ in tgt_lines)
+    if tgt_rest:
+        raise _unequal(src_path, count, tgt_path, count + tgt_rest)
+
+
+def _unequal(src_path: str | Path, src_count: int, tgt_path: str | Path, tgt_count: int) -> UserError:
+    return UserError(f"parallel files differ in length: {src_path} has {src_count} lines, "
+                    f"{tgt_path} has {tgt_count}")
 
 
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:
-    """Reads two line-aligned files.
-
-    Raises:
-        UserError: if either file is unreadable or their line counts differ.
-    """
-    src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
-    if len(src_lines) != len(tgt_lines):
-        raise UserError(
-            f"parallel files differ in length: {src_path} has {len(src_lines)} lines, "
-            f"{tgt_path} has {len(tgt_lines)}"
-        )
-    return src_lines, tgt_lines
+    """All line pairs of two (small) line-aligned files, as two lists; see `iter_parallel`."""
+    pairs = list(iter_parallel(src_path, tgt_path))
+    return [src for src, _ in pairs], [tgt for _, tgt in pairs]
 
 
 def drop_empty_pairs(src_lines: list[str], tgt_lines: list[str]) -> tuple[list[str], list[str], int]:
-    """Removes training pairs where either side is empty or whitespace only.
+    """Removes pairs where either side is empty or whitespace only.
 
     Returns:
         The kept source lines, the kept target lines, and how many pairs were dropped.
     """
-    kept = [(s, t) for s, t in zip(src_lines, tgt_lines) if s.strip() and t.strip()]
+    kept = [(s, t) for s, t in zip(src_lines, tgt_lines) if is_complete(s, t)]
     return [s for s, _ in kept], [t for _, t in kept], len(src_lines) - len(kept)
+
+
+def is_complete(src_line: str, tgt_line: str) -> bool:
+    """Both sides hold something besides whitespace (a pair worth training or validating on)."""
+    return bool(src_line.strip() and tgt_line.strip())

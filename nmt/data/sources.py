@@ -1,15 +1,18 @@
-"""Where the parallel text comes from: Multi30k (downloaded or copied) and a generated toy task.
+"""Where the parallel text comes from: your own files, Multi30k (downloaded or copied), and a
+generated toy task.
 
-A source's `prepare()` makes sure plain-text files exist under its folder and returns, for each
-split, the source and target file. Everything after that (tokenization, batching) is shared.
+A source's `prepare()` makes sure the text files exist and returns, for each split, the source
+and target file: `train`, `valid`, `test`, and any further test sets by name (scored after
+training like `test`). Everything after that (tokenization, encoding, batching) is shared.
 """
 
 from __future__ import annotations
 
 import gzip
-import zlib
 import random
+import re
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +20,61 @@ from nmt.data.corpus import read_lines, read_parallel
 from nmt.errors import UserError
 from nmt.fileio import write_bytes_atomically
 
+SPLITS = ("train", "valid", "test")
+
+
 @dataclass(frozen=True)
 class SplitFiles:
     """The two line-aligned files of one split."""
 
     src: Path
     tgt: Path
+
+
+class ParallelFiles:
+    """Your own line-aligned files, read where they are: `<prefix>.<lang>`, plain or gzipped.
+
+    Each split is a path prefix, completed by the language codes (as fairseq and JoeyNMT name
+    files): `train=corpus/train` with `src_lang=de`, `tgt_lang=en` reads `corpus/train.de` and
+    `corpus/train.en`, or `corpus/train.de.gz` and `corpus/train.en.gz`. Swapping the codes
+    trains the other direction. The validation and test files are checked at once (line counts,
+    UTF-8); the training files, which may hold millions of lines, when they are first encoded.
+
+    Args:
+        train, valid, test: path prefixes of the splits.
+        src_lang, tgt_lang: language codes: the files' last suffix.
+        extra_tests: further test sets, name -> path prefix (e.g. `newstest2015: wmt/newstest2015`),
+            decoded and scored after training like `test`.
+    """
+
+    def __init__(self, train: str, valid: str, test: str, src_lang: str, tgt_lang: str,
+                 extra_tests: dict[str, str] | None = None) -> None:
+        self.prefixes = {"train": train, "valid": valid, "test": test}
+        for name, prefix in (extra_tests or {}).items():
+            if name in SPLITS or not re.fullmatch(r"[\w.-]+", name):
+                raise UserError(f"data.extra_tests.{name}: name a test set with letters, digits, '.', '-' or '_', "
+                                f"and not {', '.join(SPLITS)}")
+            self.prefixes[name] = prefix
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+
+    def prepare(self) -> dict[str, SplitFiles]:
+        """Finds each split's files; checks all but the training split's; returns their paths."""
+        splits = {name: SplitFiles(self._find(name, prefix, self.src_lang), self._find(name, prefix, self.tgt_lang))
+                  for name, prefix in self.prefixes.items()}
+        for name, files in splits.items():
+            if name != "train":
+                read_parallel(files.src, files.tgt)
+        return splits
+
+    @staticmethod
+    def _find(name: str, prefix: str, lang: str) -> Path:
+        plain = Path(f"{prefix}.{lang}")
+        gzipped = plain.with_name(f"{plain.name}.gz")
+        for path in (plain, gzipped):
+            if path.is_file():
+                return path
+        key = f"data.extra_tests.{name}" if name not in SPLITS else f"data.{name}"
+        raise UserError(f"{key}={prefix}: neither {plain} nor {gzipped} exists")
 
 
 class Multi30k:

@@ -1,0 +1,141 @@
+"""Encoding a corpus once per (corpus, tokenizers), in worker processes, cached on disk.
+
+`encode_corpus` streams the two files, has worker processes encode chunks of pairs with
+sentencepiece, and writes the ids into a prepared folder (`nmt.data.indexed`) under
+`<cache_dir>/<key>/`. The key hashes both files' bytes, both tokenizer models and the format
+version, so a change of any encodes anew; every later run memory-maps the folder in seconds. A
+folder that fails its checks is logged and rebuilt, never used. The parallel-file checks happen
+on the way: unequal line counts and invalid UTF-8 stop with an error naming the file (and line);
+pairs with an empty side are left out and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.pool import Pool
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from nmt.data.corpus import is_complete, iter_parallel
+from nmt.data.indexed import FORMAT_VERSION, SIDES, CorruptData, IndexedPairs, IndexedWriter, id_dtype, open_pairs
+from nmt.data.sources import SplitFiles
+from nmt.fileio import atomic_directory, file_fingerprint
+from nmt.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+CHUNK_PAIRS = 10_000  # pairs a worker encodes at a time: large enough to amortize the hand-over
+
+# Side ids of one encoded chunk: (flat ids, lengths) per side, and the pairs left out as empty.
+EncodedChunk = tuple[list[tuple[np.ndarray, np.ndarray]], int]
+
+
+def default_workers() -> int:
+    """min(4, CPU count): encoding scales with processes, but 4 keep a training machine usable."""
+    return min(4, os.cpu_count() or 1)
+
+
+def encode_corpus(files: SplitFiles, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, cache_dir: Path,
+                  workers: int | None = None) -> IndexedPairs:
+    """The pairs of `files` with both sides non-empty, encoded (once) and memory-mapped.
+
+    Args:
+        files: the two line-aligned files (plain or gzipped).
+        src_tokenizer, tgt_tokenizer: the models that encode each side.
+        cache_dir: where prepared folders live, one per key.
+        workers: encoding processes, at least 1 (None: `default_workers()`).
+
+    Raises:
+        UserError: for unequal line counts or invalid UTF-8, naming the file (and line).
+    """
+    workers = default_workers() if workers is None else workers
+    folder = cache_dir / _cache_key(files, src_tokenizer, tgt_tokenizer)
+    if folder.exists():
+        try:
+            pairs = open_pairs(folder)
+        except CorruptData as error:
+            log.warning("encoded corpus %s is unusable (%s): encoding it again", folder, error)
+        else:
+            log.info("reusing encoded corpus %s (%d pairs)", folder, len(pairs))
+            return pairs
+    log.info("encoding %s and %s with %d worker processes into %s", files.src, files.tgt, workers, folder)
+    start = time.monotonic()
+    _build(files, (src_tokenizer, tgt_tokenizer), folder, workers)
+    pairs = open_pairs(folder)
+    log.info("encoded %d pairs (%d with an empty side left out) in %.1f s", len(pairs), pairs.empty_pairs,
+             time.monotonic() - start)
+    return pairs
+
+
+def _cache_key(files: SplitFiles, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer) -> str:
+    digest = hashlib.sha256(f"nmt encoded corpus, format {FORMAT_VERSION}".encode())
+    for path in (files.src, files.tgt):
+        digest.update(file_fingerprint(path).encode())
+    for tokenizer in (src_tokenizer, tgt_tokenizer):
+        digest.update(hashlib.sha256(tokenizer.model_bytes).digest())
+    return digest.hexdigest()[:16]
+
+
+def _build(files: SplitFiles, tokenizers: tuple[Tokenizer, Tokenizer], folder: Path, workers: int) -> None:
+    """Encodes into a temporary folder beside `folder`, then renames it into place whole."""
+    dtypes = {side: id_dtype(tokenizer.vocab_size) for side, tokenizer in zip(SIDES, tokenizers)}
+    empty = 0
+    with (atomic_directory(folder) as tmp, IndexedWriter(tmp, dtypes) as writer,
+          multiprocessing.Pool(workers, _start_worker, ([t.model_bytes for t in tokenizers],)) as pool,
+          tqdm(desc="encoding", unit=" pairs", unit_scale=True, disable=None) as bar):
+        chunks = _chunks(iter_parallel(files.src, files.tgt), CHUNK_PAIRS)
+        for sides, left_out in _in_order(pool, _encode_chunk, chunks, ahead=2 * workers):
+            for side, (ids, lengths) in zip(SIDES, sides):
+                writer.add(side, ids, lengths)
+            empty += left_out
+            bar.update(len(sides[0][1]) + left_out)
+        writer.finish(empty, {"src": str(files.src), "tgt": str(files.tgt)})
+
+
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _in_order(pool: Pool, function: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+    """`map(function, items)` on the pool's workers, in order, with at most `ahead` items in
+    flight: the corpus is read only as fast as it is encoded (`Pool.imap` would read it all
+    into the task queue)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.apply_async(function, (item,)))
+        if len(pending) > ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+_worker_tokenizers: list[Tokenizer] = []  # in each worker process: the source and target models
+
+
+def _start_worker(models: list[bytes]) -> None:
+    _worker_tokenizers[:] = [Tokenizer.from_bytes(model, f"{side} model") for side, model in zip(SIDES, models)]
+
+
+def _encode_chunk(pairs: list[tuple[str, str]]) -> EncodedChunk:
+    """Leaves out pairs with an empty side, encodes the rest: (flat ids, lengths) per side."""
+    kept = [pair for pair in pairs if is_complete(*pair)]
+    sides = []
+    for index, tokenizer in enumerate(_worker_tokenizers):
+        encoded = tokenizer.encode([pair[index] for pair in kept])
+        lengths = np.fromiter(map(len, encoded), np.int32, len(encoded))
+        ids = np.fromiter(itertools.chain.from_iterable(encoded), id_dtype(tokenizer.vocab_size), int(lengths.sum()))
+        sides.append((ids, lengths))
+    return sides, len(pairs) - len(kept)
