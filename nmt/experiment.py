@@ -74,14 +74,16 @@ def load_training_data(cfg: DictConfig, splits: dict[str, SplitFiles], src_token
     return configured("batching", lambda: instantiate(cfg.batching)(pairs, rows))
 
 
-def load_validation_data(splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
+def load_validation_data(cfg: DictConfig, splits: dict[str, SplitFiles], src_tokenizer: Tokenizer,
                          tgt_tokenizer: Tokenizer) -> ValidationData:
-    """The validation pairs with both sides non-empty, encoded."""
+    """The validation pairs with both sides non-empty: their ids encoded once and memory-mapped
+    like the training pairs', their text for BLEU and samples."""
     files = splits["valid"]
     src, tgt, _ = drop_empty_pairs(*read_parallel(files.src, files.tgt))
     if not src:
         raise UserError(f"{files.src}: no validation pairs with both sides non-empty")
-    return ValidationData(src_tokenizer.encode(src), tgt_tokenizer.encode(tgt), tgt, src)
+    pairs = encode_corpus(files, src_tokenizer, tgt_tokenizer, Path(cfg.encoded_cache), cfg.encode_workers)
+    return ValidationData(pairs.src, pairs.tgt, tgt, src)  # the same pairs: both drop them by `is_complete`
 
 
 def build_model(cfg: DictConfig, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
@@ -213,7 +215,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
             splits = prepare_data(cfg)
             tokenizers = make_tokenizers(cfg, splits, layout)
             train_data = load_training_data(cfg, splits, *tokenizers)
-        valid_data = load_validation_data(splits, *tokenizers)
+        valid_data = load_validation_data(cfg, splits, *tokenizers)
         model = build_model(cfg, *tokenizers, device)
         valid_search, test_search = build_searches(cfg)
         if distributed.rank > 0:  # own dropout masks per rank; rank 0 draws what one process would

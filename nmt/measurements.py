@@ -108,7 +108,7 @@ def _trainer(cfg: DictConfig, layout: RunLayout, device: torch.device) -> Traine
     splits = experiment.prepare_data(cfg)
     tokenizers = experiment.make_tokenizers(cfg, splits, layout)
     train_data = experiment.load_training_data(cfg, splits, *tokenizers)
-    valid_data = experiment.load_validation_data(splits, *tokenizers)
+    valid_data = experiment.load_validation_data(cfg, splits, *tokenizers)
     model = experiment.build_model(cfg, *tokenizers, device)
     valid_search, _ = experiment.build_searches(cfg)
     return experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout, device)

@@ -352,8 +352,9 @@ class Trainer:
             step = self.progress.step
             self.board.samples(self.valid_data.sources[:shown], result.hypotheses[:shown],
                                self.valid_data.references[:shown], step)
-            examples = attention_examples(self.model, self.valid_data.src_ids[:shown], result.output_ids[:shown],
-                                          self.src_tokenizer, self.tgt_tokenizer, self.device)
+            shown_sources = [self.valid_data.src_ids[i].tolist() for i in range(shown)]
+            examples = attention_examples(self.model, shown_sources, result.output_ids[:shown], self.src_tokenizer,
+                                          self.tgt_tokenizer, self.device)
             self.board.attention_maps(examples, step)
         return result.metrics
 

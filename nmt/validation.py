@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from nmt.data.batching import bucket_batches, collate
+from nmt.data.indexed import IndexedTokens
 from nmt.evaluation import score
 from nmt.loss import token_loss_sum
 from nmt.modules.seq2seq import Seq2Seq
@@ -18,10 +19,11 @@ from nmt.translation import translate_ids
 
 @dataclass
 class ValidationData:
-    """The validation set: token ids for the loss, raw text for samples and BLEU."""
+    """The validation set: token ids for the loss and the search (memory-mapped from the encoded
+    cache, like the training pairs), raw text for samples and BLEU."""
 
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
+    src_ids: IndexedTokens
+    tgt_ids: IndexedTokens
     references: list[str]
     sources: list[str]
 
@@ -41,7 +43,7 @@ def validate(model: Seq2Seq, data: ValidationData, search: Search, tgt_tokenizer
     """Scores the model on the validation set (in eval mode, full precision)."""
     model.eval()
     loss_sum, tokens = 0.0, 0
-    for indices in bucket_batches([len(s) for s in data.src_ids], [len(t) for t in data.tgt_ids], max_tokens):
+    for indices in bucket_batches(data.src_ids.lengths, data.tgt_ids.lengths, max_tokens):
         batch = collate([data.src_ids[i] for i in indices], [data.tgt_ids[i] for i in indices], indices).to(device)
         loss_sum += float(token_loss_sum(model, batch))
         tokens += batch.num_target_tokens

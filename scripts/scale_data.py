@@ -180,7 +180,7 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
         tokenizers = experiment.make_tokenizers(cfg, splits, layout)
         train_data = experiment.load_training_data(cfg, splits, *tokenizers)
         data_seconds = time.monotonic() - start
-        valid_data = experiment.load_validation_data(splits, *tokenizers)
+        valid_data = experiment.load_validation_data(cfg, splits, *tokenizers)
         model = experiment.build_model(cfg, *tokenizers, device)
         valid_search, _ = experiment.build_searches(cfg)
         trainer = experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout,

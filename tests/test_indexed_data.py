@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import torch
+from omegaconf import OmegaConf
 
 from nmt.data import encoding
 from nmt.data.batching import ParallelData, filter_by_length
@@ -20,6 +21,7 @@ from nmt.data.encoding import encode_corpus
 from nmt.data.indexed import CorruptData, IndexedTokens, id_dtype, open_pairs
 from nmt.data.sources import SplitFiles
 from nmt.errors import UserError
+from nmt.experiment import load_validation_data
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
 from tests.test_sources import write_toy
 
@@ -180,3 +182,13 @@ def test_in_memory_tokens_slice_like_the_lists_they_come_from():
     tokens = IndexedTokens.from_lists(sequences)
     assert [tokens[i].tolist() for i in range(len(tokens))] == sequences
     assert tokens.offsets.tolist() == [0, 3, 3, 4, 6]
+
+
+def test_validation_ids_are_mapped_from_the_cache_and_match_their_text(corpus, tmp_path):
+    cfg = OmegaConf.create({"encoded_cache": str(tmp_path / "cache"), "encode_workers": 1})
+    data = load_validation_data(cfg, {"valid": corpus.files}, *corpus.tokenizers)
+    src_ids, tgt_ids = direct_encoding(corpus)
+    assert isinstance(data.src_ids.ids.base, np.memmap) and isinstance(data.tgt_ids.ids.base, np.memmap)  # mapped
+    assert [ids.tolist() for ids in data.src_ids] == src_ids and [ids.tolist() for ids in data.tgt_ids] == tgt_ids
+    kept = [(s, t) for s, t in zip(corpus.src_lines, corpus.tgt_lines) if s.strip() and t.strip()]
+    assert data.sources == [s for s, _ in kept] and data.references == [t for _, t in kept]

@@ -7,6 +7,7 @@ import torch
 from nmt import training as training_module
 from nmt.checkpoint import load_checkpoint
 from nmt.data.batching import ParallelData
+from nmt.data.indexed import IndexedTokens
 from nmt.errors import UserError
 from nmt.loss import coverage_penalty
 from nmt.rng import seed_everything
@@ -34,7 +35,8 @@ def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32,
     return Trainer(
         model=model, optimizer=optimizer, scheduler=scheduler(optimizer) if scheduler else None,
         train_data=ParallelData.from_lists(src, tgt, max_tokens=80, seed=0),
-        valid_data=ValidationData(src[:4], tgt[:4], tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
+        valid_data=ValidationData(IndexedTokens.from_lists(src[:4]), IndexedTokens.from_lists(tgt[:4]),
+                                  tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
         tokenizers=(tokenizer, tokenizer), search=GreedySearch(),
         config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),
         run_config=run_config or {"seed": 0, "trainer": {"precision": "fp32", "accumulate": 1}},

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -75,6 +75,9 @@ class IndexedTokens:
     def __getitem__(self, index: int) -> np.ndarray:
         """The ids of sentence `index` (a view, not a copy)."""
         return self.ids[self.offsets[index]:self.offsets[index + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[index] for index in range(len(self)))
 
 
 @dataclass(frozen=True)
