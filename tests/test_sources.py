@@ -126,7 +126,7 @@ def test_own_files_train_end_to_end_and_score_every_test_set(tmp_path):
     assert summary["steps"] == 3 and summary["test"]["bleu"] == scores.bleu
     assert set(summary["extra_tests"]) == {"other"} and layout.extra_test_scores("other").is_file()
     assert len(read_lines(layout.extra_test_hypotheses("other"))) == 2
-    assert len(list((tmp_path / "data" / "encoded").iterdir())) == 1  # the training corpus, encoded once
+    assert len(list((tmp_path / "data" / "encoded").iterdir())) == 2  # training and validation pairs, encoded once
 
 
 @pytest.mark.skipif(not LOCAL_MULTI30K.is_dir(), reason="no local Multi30k copy")
