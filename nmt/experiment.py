@@ -1,6 +1,6 @@
 """One training run from a composed config, as small steps that scripts reuse:
 
-    prepare_data -> make_tokenizers -> load_training_data / load_validation_data -> build_model
+    prepare_data -> make_tokenizers -> load_training_data / load_validation_data (= load_data) -> build_model
     -> build_trainer -> Trainer.fit -> test -> write_summary
 
 `run` chains them; the benchmark and other tools call the steps they need, so their set-up can
@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from hydra.utils import instantiate
@@ -84,6 +84,25 @@ def load_validation_data(cfg: DictConfig, splits: dict[str, SplitFiles], src_tok
         raise UserError(f"{files.src}: no validation pairs with both sides non-empty")
     pairs = encode_corpus(files, src_tokenizer, tgt_tokenizer, Path(cfg.encoded_cache), cfg.encode_workers)
     return ValidationData(pairs.src, pairs.tgt, tgt, src)  # the same pairs: both drop them by `is_complete`
+
+
+class RunData(NamedTuple):
+    """What a run reads before it builds a model: the splits' files, the tokenizers, the
+    training pairs and the validation set."""
+
+    splits: dict[str, SplitFiles]
+    tokenizers: tuple[Tokenizer, Tokenizer]
+    train_data: ParallelData
+    valid_data: ValidationData
+
+
+def load_data(cfg: DictConfig, layout: RunLayout) -> RunData:
+    """`prepare_data`, `make_tokenizers`, `load_training_data` and `load_validation_data` in turn;
+    the first call does the downloads, training and encoding, later ones find them cached."""
+    splits = prepare_data(cfg)
+    tokenizers = make_tokenizers(cfg, splits, layout)
+    return RunData(splits, tokenizers, load_training_data(cfg, splits, *tokenizers),
+                   load_validation_data(cfg, splits, *tokenizers))
 
 
 def build_model(cfg: DictConfig, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
@@ -207,15 +226,10 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
     try:
         layout = RunLayout(distributed.broadcast(run_dir))  # rank 0's: Hydra's timestamps may differ by rank
         if distributed.is_main:  # rank 0 first: it downloads, trains the tokenizers, encodes ...
-            splits = prepare_data(cfg)
-            tokenizers = make_tokenizers(cfg, splits, layout)
-            train_data = load_training_data(cfg, splits, *tokenizers)
+            splits, tokenizers, train_data, valid_data = load_data(cfg, layout)
         distributed.barrier()
         if not distributed.is_main:  # ... what the other ranks then find in the caches
-            splits = prepare_data(cfg)
-            tokenizers = make_tokenizers(cfg, splits, layout)
-            train_data = load_training_data(cfg, splits, *tokenizers)
-        valid_data = load_validation_data(cfg, splits, *tokenizers)
+            splits, tokenizers, train_data, valid_data = load_data(cfg, layout)
         model = build_model(cfg, *tokenizers, device)
         valid_search, test_search = build_searches(cfg)
         if distributed.rank > 0:  # own dropout masks per rank; rank 0 draws what one process would

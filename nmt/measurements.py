@@ -26,7 +26,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from nmt import experiment
-from nmt.checkpoint import build_checkpoint, save_checkpoint
+from nmt.checkpoint import save_checkpoint
 from nmt.data.batching import ParallelData
 from nmt.data.corpus import read_parallel
 from nmt.distributed import resolve_device
@@ -92,9 +92,7 @@ def measure_training(config: dict[str, Any], warmup: int, window: int, flop_batc
         result["flops"] = {**asdict(flops), "training_per_token": flops.training_per_token,
                            "forward_per_token": flops.forward_per_token}
     if save_model:
-        save_checkpoint(save_model, build_checkpoint(
-            model.state_dict(), trainer.run_config, {"src": trainer.src_tokenizer.model_bytes,
-                                                     "tgt": trainer.tgt_tokenizer.model_bytes}, progress.step, {}))
+        save_checkpoint(save_model, trainer.model_checkpoint({}))
     if corpus_fractions:
         shares = {str(fraction): _leading_share(train_data, fraction) for fraction in corpus_fractions}
         result["epoch_batches"] = {fraction: {"pairs": len(share.rows), "batches": len(share.batch_order(0))}
@@ -105,10 +103,7 @@ def measure_training(config: dict[str, Any], warmup: int, window: int, flop_batc
 def _trainer(cfg: DictConfig, layout: RunLayout, device: torch.device) -> Trainer:
     """The trainer of a training run (`nmt.experiment.run`'s steps, one process), seeded alike."""
     seed_everything(cfg.seed)
-    splits = experiment.prepare_data(cfg)
-    tokenizers = experiment.make_tokenizers(cfg, splits, layout)
-    train_data = experiment.load_training_data(cfg, splits, *tokenizers)
-    valid_data = experiment.load_validation_data(cfg, splits, *tokenizers)
+    _, tokenizers, train_data, valid_data = experiment.load_data(cfg, layout)
     model = experiment.build_model(cfg, *tokenizers, device)
     valid_search, _ = experiment.build_searches(cfg)
     return experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout, device)

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.board import Board, attention_examples
-from nmt.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from nmt.checkpoint import Checkpoint, build_checkpoint, load_checkpoint, save_checkpoint
 from nmt.data.batching import Batch, ParallelData
 from nmt.distributed import Distributed, shard
 from nmt.errors import UserError
@@ -367,6 +367,13 @@ class Trainer:
             return metrics["loss"] < best["loss"]
         return is_better(metric, metrics[metric], best[metric])
 
+    def model_checkpoint(self, metrics: dict[str, float]) -> Checkpoint:
+        """The self-contained checkpoint of the model as it stands (weights, run config,
+        tokenizers, step, `metrics`), without the training state that `last.pt` adds."""
+        return build_checkpoint(self.model.state_dict(), self.run_config,
+                                {"src": self.src_tokenizer.model_bytes, "tgt": self.tgt_tokenizer.model_bytes},
+                                self.progress.step, metrics)
+
     def _save(self, metrics: dict[str, float], best: bool) -> None:
         """Writes `last.pt` (with the training state), a step checkpoint and, if `best`, `best.pt`."""
         progress, layout = self.progress, self.layout
@@ -374,9 +381,7 @@ class Trainer:
         rng_states = self.distributed.gather(rng_state())  # every rank's, so each resumes its own
         if not self.distributed.is_main:
             return
-        payload = build_checkpoint(self.model.state_dict(), self.run_config,
-                                   {"src": self.src_tokenizer.model_bytes, "tgt": self.tgt_tokenizer.model_bytes},
-                                   progress.step, metrics)
+        payload = self.model_checkpoint(metrics)
         training = TrainingState(optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
                                  scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
                                  rng=rng_states, progress=asdict(progress))
