@@ -1,7 +1,8 @@
 """Trains a model: `python train.py` (toy task) or `python train.py +experiment=bahdanau`.
 
 Under `torchrun --nproc_per_node=N train.py ...` every process trains on its share of each
-batch; rank 0 alone logs, validates and writes the run.
+batch; rank 0 alone logs, validates and writes the run. In a sweep (`-m`), a job that fails
+leaves its reason in its run directory and the others go on (`nmt.sweep`).
 """
 
 import logging
@@ -12,10 +13,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nmt.errors import UserError
 from nmt.experiment import run
+from nmt.sweep import one_line, record_failure
 
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
@@ -23,12 +26,20 @@ def main(cfg: DictConfig) -> float | None:
     """Runs one configuration; returns test BLEU (the value a Hydra sweeper would optimize)."""
     if int(os.environ.get("RANK", "0")) > 0:
         logging.getLogger().setLevel(logging.WARNING)  # one log per run: rank 0's
-    try:
-        scores = run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (UserError, InstantiationException) as error:
-        # InstantiationException: a constructor refused a config value; its cause names the key
-        print(f"error: {getattr(error, '__cause__', None) or error}", file=sys.stderr)
-        sys.exit(2)
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    if hydra_config.mode == RunMode.MULTIRUN:
+        try:
+            scores = run(cfg, run_dir)
+        except Exception as error:  # noqa: BLE001 - any failure: record it, let the other jobs run
+            record_failure(run_dir, error)
+            return None
+    else:
+        try:
+            scores = run(cfg, run_dir)
+        except (UserError, InstantiationException) as error:
+            print(f"error: {one_line(error)}", file=sys.stderr)
+            sys.exit(2)
     return scores.bleu if scores is not None else None
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
@@ -30,6 +32,7 @@ CELL_INCHES = 0.3  # one attention weight; figures grow with the sentence length
 CHAR_INCHES = 0.08  # room per label character at FONT_SIZE
 FONT_SIZE = 9
 DPI = 100
+COLORMAP = "viridis"
 
 
 @dataclass(frozen=True)
@@ -87,26 +90,37 @@ def _label(piece: str) -> str:
     return piece.replace("\u2581", "_")
 
 
-def attention_figure(example: AttentionExample) -> np.ndarray:
-    """A heatmap of the weights: source pieces across, output pieces down.
+def heatmap_inches(example: AttentionExample) -> tuple[float, float]:
+    """Width and height of a heatmap with its tick labels: a cell per weight plus the longest
+    label on each axis, so labels stay legible and figures grow with the sentence lengths."""
+    num_outputs, num_sources = example.weights.shape
+    width = CELL_INCHES * num_sources + CHAR_INCHES * max(len(_label(p)) for p in example.output_pieces)
+    height = CELL_INCHES * num_outputs + CHAR_INCHES * max(len(_label(p)) for p in example.source_pieces)
+    return width, height
 
-    The figure grows with both lengths (and the longest label) so labels stay legible;
-    colours span 0 to 1 in every map so maps from different steps compare.
+
+def draw_attention(axes: Axes, example: AttentionExample) -> AxesImage:
+    """Draws the weights into `axes`: source pieces across, output pieces down, colours spanning
+    0 to 1 in every map so that maps of different steps and systems compare."""
+    num_outputs, num_sources = example.weights.shape
+    image = axes.imshow(example.weights, cmap=COLORMAP, vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(num_sources), [_label(p) for p in example.source_pieces], rotation=90, fontsize=FONT_SIZE)
+    axes.set_yticks(range(num_outputs), [_label(p) for p in example.output_pieces], fontsize=FONT_SIZE)
+    return image
+
+
+def attention_figure(example: AttentionExample) -> np.ndarray:
+    """A heatmap of the weights (`draw_attention`) with axis titles and a colorbar.
 
     Returns:
         (H, W, 3) uint8 RGB image.
     """
-    source = [_label(p) for p in example.source_pieces]
-    output = [_label(p) for p in example.output_pieces]
-    num_outputs, num_sources = example.weights.shape
-    width = CELL_INCHES * num_sources + CHAR_INCHES * max(map(len, output)) + 1.5  # + y labels, colorbar
-    height = CELL_INCHES * num_outputs + CHAR_INCHES * max(map(len, source)) + 0.8  # + rotated x labels
+    width, height = heatmap_inches(example)
+    width, height = width + 1.5, height + 0.8  # + y axis title and colorbar; x axis title
     figure = Figure(figsize=(max(width, 3.0), max(height, 2.5)), dpi=DPI, layout="constrained")
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    image = axes.imshow(example.weights, cmap="viridis", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(num_sources), source, rotation=90, fontsize=FONT_SIZE)
-    axes.set_yticks(range(num_outputs), output, fontsize=FONT_SIZE)
+    image = draw_attention(axes, example)
     axes.set_xlabel("source", fontsize=FONT_SIZE)
     axes.set_ylabel("output", fontsize=FONT_SIZE)
     figure.colorbar(image, ax=axes, shrink=0.8).ax.tick_params(labelsize=FONT_SIZE)

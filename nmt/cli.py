@@ -1,14 +1,17 @@
 """Command-line tools: prepare data, score hypothesis files (and compare systems), score
-alignments, average checkpoints. (Translating is `nmt.translate_cli`, exporting `nmt.export`.)
+alignments, average checkpoints, tabulate finished runs. (Translating is `nmt.translate_cli`,
+exporting `nmt.export`, attention figures `nmt.attention_figure`.)
 
-Installed as `nmt-prepare`, `nmt-evaluate`, `nmt-aer` and `nmt-average`; `scripts/*.py`
+Installed as `nmt-prepare`, `nmt-evaluate`, `nmt-aer`, `nmt-average` and `nmt-collect`; `scripts/*.py`
 call the same functions. Mistakes a user can fix end in a one-line `error: ...` and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+from collections.abc import Sequence
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,12 +20,15 @@ from nmt.checkpoint import average_checkpoints, save_checkpoint
 from nmt.data.corpus import read_lines
 from nmt.data.sources import Multi30k
 from nmt.errors import UserError
-from nmt.evaluation import DEFAULT_SEED, check_lengths, paired_bootstrap, score
+from nmt.evaluation import DEFAULT_SEED, GroupTest, check_lengths, group_bootstrap, paired_bootstrap, score
+from nmt.results import (DEFAULT_IGNORE, Run, System, Table, find_runs, group_runs, length_report, runs_table,
+                         runs_test_set, systems_table)
 from nmt.run_layout import RunLayout
 
 
-def _run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
-         argv: list[str] | None) -> None:
+def run_tool(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
+             argv: list[str] | None) -> None:
+    """Parses `argv` and runs `main`; a `UserError` ends in one `error: ...` line and exit status 2."""
     args = parser.parse_args(argv)
     try:
         main(args)
@@ -45,10 +51,10 @@ def prepare_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", default="data/multi30k", help="where the text files go")
     parser.add_argument("--src-lang", default="de", choices=Multi30k.LANGUAGES)
     parser.add_argument("--tgt-lang", default="en", choices=Multi30k.LANGUAGES)
-    _run(_prepare, parser, argv)
+    run_tool(_prepare, parser, argv)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
@@ -90,16 +96,16 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hyp", required=True, nargs="+",
                         help="hypothesis file(s), one sentence per line; the first is the baseline")
     parser.add_argument("--ref", required=True, nargs="+", help="reference file(s)")
-    parser.add_argument("--bootstrap", type=_positive_int, metavar="N",
+    parser.add_argument("--bootstrap", type=positive_int, metavar="N",
                         help="paired bootstrap resamples (default 1000 with several --hyp; "
                              "with one, gives its 95%% confidence interval)")
-    parser.add_argument("--seed", type=_positive_int, default=DEFAULT_SEED, help="bootstrap seed")
+    parser.add_argument("--seed", type=positive_int, default=DEFAULT_SEED, help="bootstrap seed")
     parser.add_argument("--src", help="source file: print BLEU by source length (words)")
     parser.add_argument("--by-length", metavar="PREFIX", help="with --src: also plot it to PREFIX.png and PREFIX.svg")
-    parser.add_argument("--bucket-width", type=_positive_int, default=10, help="source lengths per bucket")
-    parser.add_argument("--min-bucket", type=_positive_int, default=50,
+    parser.add_argument("--bucket-width", type=positive_int, default=10, help="source lengths per bucket")
+    parser.add_argument("--min-bucket", type=positive_int, default=50,
                         help="merge neighbouring buckets until each has this many sentences")
-    _run(_evaluate, parser, argv)
+    run_tool(_evaluate, parser, argv)
 
 
 def _average(args: argparse.Namespace) -> None:
@@ -128,7 +134,7 @@ def average_main(argv: list[str] | None = None) -> None:
     source.add_argument("--run", help="a run directory: average its latest step checkpoints")
     parser.add_argument("--last", type=int, help="with --run: how many of the latest step checkpoints")
     parser.add_argument("--output", required=True, help="the averaged checkpoint (written atomically)")
-    _run(_average, parser, argv)
+    run_tool(_average, parser, argv)
 
 
 def _aer(args: argparse.Namespace) -> None:
@@ -144,4 +150,96 @@ def aer_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=aer_main.__doc__)
     parser.add_argument("--hyp-align", required=True, help="alignments to score; every link counts, i-j or i?j")
     parser.add_argument("--gold", required=True, help="gold alignments: i-j sure, i?j possible")
-    _run(_aer, parser, argv)
+    run_tool(_aer, parser, argv)
+
+
+def _collect(args: argparse.Namespace) -> None:
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap {args.bootstrap}: give a number of resamples, or 0 for no test")
+    if args.runs and args.by_length:
+        raise UserError("--by-length goes with the table of systems, not --runs")
+    runs, skipped = find_runs(args.dirs)
+    for root, reason in skipped:
+        print(f"skipped: {root}: {reason}", file=sys.stderr)
+    if not runs:
+        raise UserError(f"no finished runs (summary.json) in {' '.join(args.dirs)}")
+    if args.runs:
+        table, extra = runs_table(runs), ""
+    else:
+        table, extra = _systems(runs, args)
+    print(table.markdown())
+    if extra:
+        print(extra)
+    print("wrote", " ".join(str(p) for p in table.write(args.output)))
+
+
+def _systems(runs: Sequence[Run], args: argparse.Namespace) -> tuple[Table, str]:
+    """The table of systems (and the by-length table and figure, when asked for); returns the
+    systems' table and what else to print."""
+    systems, common = group_runs(runs, args.seed_key, args.ignore_key)
+    systems.sort(key=lambda system: -statistics.mean(run.value("test.bleu") for run in system.runs))
+    labels = [system.label for system in systems]
+    if args.baseline != "auto" and args.baseline not in labels:
+        raise UserError(f"--baseline {args.baseline!r}: no such system; the systems are: {'; '.join(labels)}")
+    baseline = 0 if args.baseline == "auto" else labels.index(args.baseline)
+    test, note, extra = None, "", ""
+    compare = args.bootstrap and len(systems) > 1
+    if compare or args.by_length:
+        files = runs_test_set(runs) if args.ref is None or (args.by_length and args.src is None) else None
+        ref_paths = args.ref or [files.tgt]
+        references = [read_lines(path) for path in ref_paths]
+        if not references[0]:
+            raise UserError(f"{ref_paths[0]}: no lines to score")
+        outputs = [(system.label, [(str(run.layout.test_hypotheses), run.hypotheses()) for run in system.runs])
+                   for system in systems]
+    if compare:
+        test = group_bootstrap(outputs, references, baseline, args.bootstrap, args.bootstrap_seed)
+        _check_references(systems, test, ref_paths)
+        note = (f"p: paired bootstrap vs the baseline of each system's mean over its runs ({args.bootstrap} "
+                f"resamples, seed {args.bootstrap_seed}, sacrebleu's p-value), against {' '.join(map(str, ref_paths))}")
+    if args.by_length:
+        src = args.src or files.src
+        sources = read_lines(src)
+        if len(sources) != len(references[0]):
+            raise UserError(f"{src} has {len(sources)} lines, {ref_paths[0]} has {len(references[0])}")
+        markdown, paths = length_report(outputs, sources, references, args.by_length, args.bucket_width,
+                                        args.min_bucket)
+        extra = f"{markdown}\nwrote {' '.join(map(str, paths))}"
+    return systems_table(systems, common, args.seed_key, test, baseline, note), extra
+
+
+def _check_references(systems: Sequence[System], test: GroupTest, ref_paths: Sequence[str | Path]) -> None:
+    """Warns when a run's test.hyp scores differently from its summary: the references are not
+    the ones it was tested on."""
+    for system, scores in zip(systems, test.scores["bleu"]):
+        for run, bleu in zip(system.runs, scores):
+            if abs(bleu - run.value("test.bleu")) > 0.01:
+                print(f"warning: {run.layout.test_hypotheses}: BLEU {bleu:.2f} against "
+                      f"{' '.join(map(str, ref_paths))}, {run.value('test.bleu'):.2f} in its summary.json: "
+                      "not its test references?", file=sys.stderr)
+
+
+def collect_main(argv: list[str] | None = None) -> None:
+    """A results table of finished runs (e.g. sweeps): runs that differ only in their seed form one
+    system, reported as mean ± standard deviation, with paired bootstrap p-values against the best."""
+    parser = argparse.ArgumentParser(description=collect_main.__doc__)
+    parser.add_argument("dirs", nargs="+", metavar="DIR",
+                        help="run directories, or folders searched for them (e.g. multirun/study)")
+    parser.add_argument("--output", default="results", metavar="PREFIX", help="writes PREFIX.md and PREFIX.csv")
+    parser.add_argument("--runs", action="store_true", help="one row per run instead of one per system")
+    parser.add_argument("--seed-key", default="seed", help="the override that only changes the seed")
+    parser.add_argument("--ignore-key", nargs="*", default=list(DEFAULT_IGNORE), metavar="KEY",
+                        help="overrides (fnmatch patterns) that do not define a system (default: %(default)s); "
+                             "hydra.* and the seed key always")
+    parser.add_argument("--baseline", default="auto",
+                        help="system label the others are tested against (default: the best mean test BLEU)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="resamples (0: no test)")
+    parser.add_argument("--bootstrap-seed", type=positive_int, default=DEFAULT_SEED, help="sacrebleu's by default")
+    parser.add_argument("--src", help="test source file for --by-length (default: the runs' data config's)")
+    parser.add_argument("--ref", nargs="+", help="test reference file(s) (default: the runs' data config's)")
+    parser.add_argument("--by-length", metavar="PREFIX",
+                        help="BLEU by source length: PREFIX.md, PREFIX.png and PREFIX.svg")
+    parser.add_argument("--bucket-width", type=positive_int, default=10, help="source lengths per bucket")
+    parser.add_argument("--min-bucket", type=positive_int, default=50,
+                        help="merge neighbouring buckets until each has this many sentences")
+    run_tool(_collect, parser, argv)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import sacrebleu
 from sacrebleu.significance import PairedTest
 
@@ -176,3 +177,77 @@ def paired_bootstrap(systems: Sequence[tuple[str, Sequence[str]]], references: S
             for row, r in enumerate(column)
         ]
     return Comparison([name for name, _ in systems], results, {m: str(s) for m, s in signatures.items()})
+
+
+@dataclass(frozen=True)
+class GroupTest:
+    """A paired bootstrap test of systems of several runs, on each metric (`bleu`, `chrf`).
+
+    Attributes:
+        scores: metric -> per system, each run's corpus score on the whole test set.
+        p_values: metric -> per system, p vs the baseline (None for the baseline itself).
+    """
+
+    scores: dict[str, list[list[float]]]
+    p_values: dict[str, list[float | None]]
+
+
+def group_bootstrap(systems: Sequence[tuple[str, Sequence[tuple[str, Sequence[str]]]]],
+                    references: Sequence[Sequence[str]], baseline: int = 0, samples: int = 1000,
+                    seed: int = DEFAULT_SEED) -> GroupTest:
+    """Paired bootstrap resampling (Koehn, 2004) of systems given as several runs' hypotheses each.
+
+    Every run is scored on the same resampled sentence sets; a system's score on a resample is
+    its runs' mean. The p-value is then sacrebleu's (`_paired_bs_test`): resample differences
+    |system - baseline|, centred on their mean, counted when above the observed difference,
+    p = (count + 1) / (samples + 1). With one run per system this is `paired_bootstrap`, number
+    for number: the same index sets from `default_rng(seed)` and the same float32 statistics.
+
+    Args:
+        systems: (system name, runs) pairs; a run is a (name, hypotheses) pair (as in
+            `length_analysis.bleu_by_length_of_groups`).
+        references: one or more reference streams.
+        baseline: the index of the system the others are compared with.
+
+    Raises:
+        UserError: if a reference stream's length differs from a run's hypotheses.
+        ValueError: if `seed` or `samples` is not positive.
+    """
+    if seed < 1 or samples < 1:
+        raise ValueError(f"seed and samples must be positive, got seed={seed}, samples={samples}")
+    outputs = [[list(hypotheses) for _, hypotheses in runs] for _, runs in systems]
+    for _, runs in systems:
+        for name, hypotheses in runs:
+            check_lengths(hypotheses, references, name)
+    size = len(references[0])
+    indices = np.random.default_rng(seed).choice(size, size=(samples, size), replace=True)
+    counts = np.zeros((samples, size))  # how often each sentence is drawn into each resample
+    np.add.at(counts, (np.arange(samples)[:, None], indices), 1)
+    refs = [list(stream) for stream in references]
+    scores, p_values = {}, {}
+    for name, metric in (("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF())):
+        full, resampled = [], []
+        for runs in outputs:
+            run_scores, run_resampled = [], []
+            for hypotheses in runs:
+                stats = metric._extract_corpus_statistics(hypotheses, refs)
+                run_scores.append(metric._aggregate_and_compute(stats).score)
+                # integer counts, exact in float32 as in sacrebleu's `stats[idxs].sum(0)`
+                sums = (counts @ np.array(stats, dtype=np.float64)).astype(np.float32)
+                run_resampled.append([metric._compute_score_from_stats(row).score for row in sums])
+            scores.setdefault(name, []).append(run_scores)
+            full.append(np.mean(run_scores))
+            resampled.append(np.mean(run_resampled, axis=0))
+        same = [sorted(map(tuple, runs)) == sorted(map(tuple, outputs[baseline])) for runs in outputs]
+        # identical outputs cannot differ; sacrebleu would call them significant (see `paired_bootstrap`)
+        p_values[name] = [None if index == baseline else 1.0 if same[index] else
+                          _p_value(full[index] - full[baseline], resampled[index] - resampled[baseline])
+                          for index in range(len(outputs))]
+    return GroupTest(scores, p_values)
+
+
+def _p_value(observed: float, resampled: np.ndarray) -> float:
+    """sacrebleu's p for differences between two systems' scores: on the whole test set
+    (`observed`) and on each resample."""
+    differences = np.abs(resampled)
+    return (np.sum(differences - differences.mean() > abs(observed)).item() + 1) / (len(differences) + 1)

@@ -1,4 +1,5 @@
-"""BLEU by source-sentence length (Bahdanau et al., 2015, Figure 2): buckets, a table and a plot.
+"""BLEU by source-sentence length (Bahdanau et al., 2015, Figure 2): buckets, a table and a plot,
+for single runs or for systems trained with several seeds (mean and spread over the seeds).
 
 Buckets have fixed edges (1-10, 11-20, ... words by default), so tables of different systems
 and test sets line up; neighbouring buckets are merged until each holds at least `min_count`
@@ -8,6 +9,7 @@ would balance the counts too, but their edges would move with every test set.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,18 +84,28 @@ class LengthTable:
 
     Attributes:
         buckets: the buckets, shortest first.
-        bleu: system name -> one BLEU per bucket.
+        bleu: system name -> one BLEU per bucket (for a system of several runs, their mean).
+        spread: None for a table of single runs; for a table of systems of several runs
+            (`bleu_by_length_of_groups`), system name -> the sample standard deviation of each
+            bucket's BLEU over its runs. A system of one run has no entry: it has no spread.
     """
 
     buckets: list[LengthBucket]
     bleu: dict[str, list[float]]
+    spread: dict[str, list[float]] | None = None
 
     def markdown(self) -> str:
-        """One row per bucket: source length, sentence count, BLEU of each system."""
+        """One row per bucket: source length, sentence count, BLEU of each system (± its spread,
+        — for a single run, in a table of systems)."""
         header = ["source length", "sentences", *self.bleu]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row, bucket in enumerate(self.buckets):
-            cells = [bucket.label, str(len(bucket.indices)), *(f"{values[row]:.2f}" for values in self.bleu.values())]
+            cells = [bucket.label, str(len(bucket.indices))]
+            for name, values in self.bleu.items():
+                cell = f"{values[row]:.2f}"
+                if self.spread is not None:
+                    cell += f" ± {self.spread[name][row]:.2f}" if name in self.spread else " ± —"
+                cells.append(cell)
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -121,8 +133,32 @@ def bleu_by_length(buckets: Sequence[LengthBucket], systems: Sequence[tuple[str,
     return LengthTable(list(buckets), table)
 
 
+def bleu_by_length_of_groups(buckets: Sequence[LengthBucket],
+                             groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[str]]]]],
+                             references: Sequence[Sequence[str]]) -> LengthTable:
+    """Each system's mean BLEU per bucket over its runs (e.g. seeds), with the sample standard
+    deviation as its spread: one seed's curve can cross another's by chance alone.
+
+    Args:
+        groups: (system name, runs) pairs; a run is a (name, hypotheses) pair as in `bleu_by_length`,
+            its name unique within its system (e.g. its hypothesis file).
+        references: one or more reference streams.
+
+    Raises:
+        UserError: if a reference stream's length differs from a run's hypotheses.
+    """
+    means, spread = {}, {}
+    for name, runs in groups:
+        per_bucket = list(zip(*bleu_by_length(buckets, runs, references).bleu.values()))  # (buckets, runs)
+        means[name] = [statistics.mean(values) for values in per_bucket]
+        if len(runs) > 1:
+            spread[name] = [statistics.stdev(values) for values in per_bucket]
+    return LengthTable(list(buckets), means, spread)
+
+
 def length_figure(table: LengthTable) -> Figure:
-    """BLEU against source length, one line per system; each tick shows its bucket's sentence count.
+    """BLEU against source length, one line per system (with error bars where the table has a
+    spread); each tick shows its bucket's sentence count.
 
     A plain `Figure` (no pyplot): nothing global is touched, and no display is needed.
     """
@@ -130,7 +166,7 @@ def length_figure(table: LengthTable) -> Figure:
     axes = figure.add_subplot()
     positions = range(len(table.buckets))
     for name, values in table.bleu.items():
-        axes.plot(positions, values, marker="o", label=name)
+        axes.errorbar(positions, values, yerr=(table.spread or {}).get(name), marker="o", capsize=3, label=name)
     axes.set_xticks(positions, [f"{b.label}\n(n={len(b.indices)})" for b in table.buckets])
     axes.set_xlabel("source length (words)")
     axes.set_ylabel("BLEU")

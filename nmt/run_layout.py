@@ -12,6 +12,7 @@ joining names themselves, so the layout can change here alone.
       test.hyp, scores.json  test translations and their scores
       extra_tests/           <name>.hyp, <name>.json: the same for each extra test set (data=files)
       summary.json           config values, sizes, times, best validation, test scores
+      failed.txt             why the run failed, in one line (a sweep job that did not finish)
 """
 
 from __future__ import annotations
@@ -93,3 +94,8 @@ class RunLayout:
     @property
     def log(self) -> Path:
         return self.root / "train.log"
+
+    @property
+    def failure(self) -> Path:
+        """Written by a failed sweep job: the reason in one line (the traceback is in the log)."""
+        return self.root / "failed.txt"

@@ -41,6 +41,19 @@ def read(log_dir: Path) -> EventAccumulator:
     return accumulator
 
 
+def stepwise_attention(model: Seq2Seq, src: list[int], out: list[int]) -> np.ndarray:
+    """(len(out) + 1, len(src) + 1): the weights `decode_step` returns while the model reads
+    BOS + `out` one token at a time (teacher forcing, no batching)."""
+    single = collate([src], None, [0])
+    memory, state = model.start(single.src, single.src_lengths)
+    rows = []
+    with torch.no_grad():
+        for token in [BOS_ID, *out]:
+            _, state, weights = model.decode_step(torch.tensor([token]), state, memory)
+            rows.append(weights[0].double().numpy())
+    return np.stack(rows)
+
+
 def example(num_outputs: int, num_sources: int) -> AttentionExample:
     weights = np.random.default_rng(0).dirichlet(np.ones(num_sources), size=num_outputs)  # (T, S)
     return AttentionExample([f"\u2581src{j}" for j in range(num_sources)],
@@ -143,14 +156,7 @@ def test_attention_examples_equal_the_weights_greedy_search_saw() -> None:
         assert found.source_pieces[0] == f"\u2581w{src[0]}"
         np.testing.assert_allclose(found.weights.sum(-1), 1.0, atol=1e-12)
         # Independently: the weights decode_step returns while replaying the greedy output.
-        single = collate([src], None, [0])
-        memory, state = model.start(single.src, single.src_lengths)
-        expected = []
-        with torch.no_grad():
-            for token in [BOS_ID, *out]:
-                _, state, weights = model.decode_step(torch.tensor([token]), state, memory)
-                expected.append(weights[0].numpy())
-        np.testing.assert_allclose(found.weights, np.stack(expected), atol=1e-12)
+        np.testing.assert_allclose(found.weights, stepwise_attention(model, src, out), atol=1e-12)
 
 
 def test_attention_examples_are_empty_for_a_model_without_attention() -> None:

@@ -12,6 +12,13 @@ from nmt.experiment import run
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 ATTENTIONS = sorted(p.stem for p in (CONFIGS / "model" / "attention").glob("*.yaml"))
+PAPER_SIZED = {"rnnsearch50", "luong2015"}  # GPU-sized: a whole run is slow on a CPU; test_paper_configs trains them
+
+
+def experiment_run(name: str):
+    """`+experiment=name` for a whole toy run, marked slow for the paper-sized experiments."""
+    overrides = [f"+experiment={name}"]
+    return pytest.param(overrides, marks=pytest.mark.slow) if name in PAPER_SIZED else overrides
 
 
 def compose_train(*overrides: str):
@@ -40,7 +47,7 @@ def test_an_unknown_key_is_named():
         compose_train("model.encoder.hiden_size=3")
 
 
-@pytest.mark.parametrize("overrides", [*[[f"+experiment={e}"] for e in EXPERIMENTS],
+@pytest.mark.parametrize("overrides", [*[experiment_run(e) for e in EXPERIMENTS],
                                        *[[f"model/attention={a}"] for a in ATTENTIONS]])
 def test_every_config_trains_a_few_steps_on_the_toy_task(overrides, tmp_path):
     cfg = compose_train(*overrides, "data=toy", f"data_root={tmp_path}/data", "data.num_train=100",

@@ -1,12 +1,14 @@
 """BLEU by source length: buckets partition the test set, per-bucket BLEU is sacrebleu's, plots are files."""
 
+import math
 import random
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 import sacrebleu
 
-from nmt.length_analysis import bleu_by_length, length_buckets, length_figure, save_figure, word_lengths
+from nmt.length_analysis import (bleu_by_length, bleu_by_length_of_groups, length_buckets, length_figure, save_figure,
+                                 word_lengths)
 
 WORDS = "the a dog cat runs sleeps on under red big small house tree".split()
 
@@ -65,3 +67,27 @@ def test_bucket_bleu_is_sacrebleu_on_the_bucket_sentences(tmp_path):
     png, svg = save_figure(figure, tmp_path / "plots" / "by_length")
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert ElementTree.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def test_groups_are_the_mean_and_sample_spread_of_their_runs(tmp_path):
+    sources, references, hypotheses = corpus(200)
+    seeds = [hypotheses, [" ".join(reversed(h.split())) for h in hypotheses], [h.upper() for h in hypotheses]]
+    single = [" ".join(h.split()[1:]) for h in hypotheses]
+    buckets = length_buckets(word_lengths(sources), width=10, min_count=30)
+    table = bleu_by_length_of_groups(buckets, [("three", [(f"s{k}", h) for k, h in enumerate(seeds)]),
+                                               ("one", [("s", single)])], [references])
+    per_seed = [bleu_by_length(buckets, [("x", h)], [references]).bleu["x"] for h in (*seeds, single)]
+    for row in range(len(buckets)):
+        values = [per_seed[k][row] for k in range(3)]
+        mean = sum(values) / 3
+        assert table.bleu["three"][row] == pytest.approx(mean)
+        assert table.spread["three"][row] == pytest.approx(math.sqrt(sum((v - mean) ** 2 for v in values) / 2))
+        assert table.bleu["one"][row] == pytest.approx(per_seed[3][row])
+    assert list(table.spread) == ["three"]  # one run: no spread
+    assert table.markdown().splitlines()[2].endswith(f"{table.spread['three'][0]:.2f} | {per_seed[3][0]:.2f} ± — |")
+
+    axes = length_figure(table).axes[0]
+    assert len(axes.collections) == 1  # error bars for the system of several runs only
+    assert axes.get_legend_handles_labels()[1] == ["three", "one"]
+    png, _ = save_figure(length_figure(table), tmp_path / "groups")
+    assert png.read_bytes().startswith(b"\x89PNG")

@@ -16,9 +16,11 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TypeVar
@@ -93,7 +95,7 @@ def _build(files: SplitFiles, tokenizers: tuple[Tokenizer, Tokenizer], folder: P
     dtypes = {side: id_dtype(tokenizer.vocab_size) for side, tokenizer in zip(SIDES, tokenizers)}
     empty = 0
     with (atomic_directory(folder) as tmp, IndexedWriter(tmp, dtypes) as writer,
-          multiprocessing.Pool(workers, _start_worker, ([t.model_bytes for t in tokenizers],)) as pool,
+          _worker_pool(workers, [t.model_bytes for t in tokenizers]) as pool,
           tqdm(desc="encoding", unit=" pairs", unit_scale=True, disable=None) as bar):
         chunks = _chunks(iter_parallel(files.src, files.tgt), CHUNK_PAIRS)
         for sides, left_out in _in_order(pool, _encode_chunk, chunks, ahead=2 * workers):
@@ -102,6 +104,25 @@ def _build(files: SplitFiles, tokenizers: tuple[Tokenizer, Tokenizer], folder: P
             empty += left_out
             bar.update(len(sides[0][1]) + left_out)
         writer.finish(empty, {"src": str(files.src), "tgt": str(files.tgt)})
+
+
+@contextmanager
+def _worker_pool(workers: int, models: list[bytes]) -> Iterator[Pool]:
+    """A pool of encoding processes that, once the work is done, exit on their own (`close`,
+    `join`). `Pool`'s own `with` kills them instead (`terminate`), and a worker killed while it
+    holds the task queue's lock leaves the next one waiting for it forever: seen under submitit,
+    whose SIGTERM handler the workers inherit, so they survive the kill. Only on an error are they
+    terminated, with SIGTERM's default action restored in each (`_start_worker`)."""
+    pool = multiprocessing.Pool(workers, _start_worker, (models,))
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
 
 
 def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
@@ -126,6 +147,7 @@ _worker_tokenizers: list[Tokenizer] = []  # in each worker process: the source a
 
 
 def _start_worker(models: list[bytes]) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (e.g. submitit's) would outlive terminate()
     _worker_tokenizers[:] = [Tokenizer.from_bytes(model, f"{side} model") for side, model in zip(SIDES, models)]
 
 

@@ -1,0 +1,326 @@
+"""Result tables for sweeps: finished runs grouped into systems (a run's command-line overrides
+minus its seed), each system's mean ± sample standard deviation over its runs, and a paired
+bootstrap test of each system's seed-averaged score against the best (or a chosen) system.
+
+A system is what its overrides say, not what its name says: sweeps of different names that set
+the same things are one system, and one sweep over `model/attention=dot,general` is two.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from nmt.data.corpus import read_lines
+from nmt.data.sources import SplitFiles
+from nmt.errors import UserError
+from nmt.evaluation import GroupTest
+from nmt.run_layout import RunLayout
+
+DEFAULT_IGNORE = ("name", "trainer.progress_bar")
+"""Override keys (fnmatch patterns) that never define a system; `hydra.*` and the seed key are always dropped."""
+
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+"""Where Hydra writes a job's command-line overrides, inside its run directory."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its directory, its `summary.json`, and its overrides (None when Hydra wrote none)."""
+
+    layout: RunLayout
+    summary: dict[str, Any]
+    overrides: tuple[str, ...] | None
+
+    def value(self, key: str) -> Any:
+        """The summary's value at a dotted `key` (e.g. `test.bleu`, `config.seed`).
+
+        Raises:
+            UserError: naming the summary file and the key, if it is missing.
+        """
+        value: Any = self.summary
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise UserError(f"{self.layout.summary}: no {key!r} (written by an older version of nmt?)")
+            value = value[part]
+        return value
+
+    def hypotheses(self) -> list[str]:
+        return read_lines(self.layout.test_hypotheses)
+
+
+class Skipped(NamedTuple):
+    """A run directory without `summary.json` (a failed or unfinished job), and why, as far as known."""
+
+    root: Path
+    reason: str
+
+
+def _natural(path: Path) -> list[Any]:
+    """Sorts job folders 2 before 10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+def find_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[Skipped]]:
+    """The run directories at or below `paths`: those with a `summary.json`, and those (with a
+    `train.log` or Hydra overrides, but no summary) that did not finish.
+
+    Raises:
+        UserError: if a path is not a directory or holds no run directory, or a summary or
+            overrides file cannot be read.
+    """
+    roots: set[Path] = set()
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise UserError(f"{path}: not a directory")
+        found = {p.parent for name in ("summary.json", "train.log") for p in path.rglob(name)}
+        found |= {p.parent.parent for p in path.rglob(str(OVERRIDES))}
+        if not found:
+            raise UserError(f"{path}: no run directories below it (no summary.json, train.log or {OVERRIDES})")
+        roots |= found
+    runs, skipped = [], []
+    for root in sorted(roots, key=_natural):
+        layout = RunLayout(root)
+        if layout.summary.is_file():
+            runs.append(Run(layout, _read_json(layout.summary), _read_overrides(root / OVERRIDES)))
+        else:
+            skipped.append(Skipped(root, _why_unfinished(layout)))
+    return runs, skipped
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a JSON object")
+    return data
+
+
+def _read_overrides(path: Path) -> tuple[str, ...] | None:
+    if not path.is_file():
+        return None
+    try:
+        overrides = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise UserError(f"{path}: not a readable YAML file ({error})") from None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise UserError(f"{path}: not a list of overrides (key=value strings)")
+    return tuple(overrides)
+
+
+def _why_unfinished(layout: RunLayout) -> str:
+    for path in (layout.failure, layout.log):
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            if lines:
+                return f"no summary.json; {path.name}: {lines[-1].strip()}"
+    return "no summary.json (unfinished, or failed before logging)"
+
+
+def override_key(override: str) -> str:
+    """The key an override sets, without Hydra's add/force/delete prefix: `+model/attention=dot` -> `model/attention`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def system_overrides(run: Run, seed_key: str = "seed", ignore: Sequence[str] = DEFAULT_IGNORE) -> tuple[str, ...]:
+    """The overrides that define the run's system: all but Hydra's own, the seed and `ignore`d keys.
+
+    A run without Hydra's overrides file (made outside Hydra) is known by its name alone.
+    """
+    if run.overrides is None:
+        return (f"name={run.value('config.name')}",)
+    dropped = ("hydra.*", seed_key, *ignore)
+    return tuple(o for o in run.overrides if not any(fnmatch(override_key(o), pattern) for pattern in dropped))
+
+
+@dataclass(frozen=True)
+class System:
+    """Runs that differ only in their seed (or ignored keys); `label` is the overrides that set it
+    apart from the other systems collected."""
+
+    label: str
+    runs: list[Run]
+
+
+def group_runs(runs: Sequence[Run], seed_key: str = "seed",
+               ignore: Sequence[str] = DEFAULT_IGNORE) -> tuple[list[System], list[str]]:
+    """Groups runs into systems by `system_overrides`.
+
+    Returns:
+        The systems, in order of their first run, and the overrides common to every run (shown
+        once above a table, so that labels hold only what varies).
+    """
+    settings = [{override_key(o): o for o in system_overrides(run, seed_key, ignore)} for run in runs]
+    keys = dict.fromkeys(key for setting in settings for key in setting)
+    common = [key for key in keys if all(setting.get(key) == settings[0].get(key) for setting in settings)]
+    grouped: dict[str, list[Run]] = {}
+    for run, setting in zip(runs, settings):
+        label = " ".join(override for key, override in setting.items() if key not in common)
+        grouped.setdefault(label or "(common settings only)", []).append(run)
+    return [System(label, members) for label, members in grouped.items()], [settings[0][key] for key in common]
+
+
+class MeanStd(NamedTuple):
+    """A mean over runs and the sample standard deviation (n - 1; None for a single run)."""
+
+    mean: float
+    std: float | None
+
+
+def mean_std(values: Sequence[float]) -> MeanStd:
+    return MeanStd(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None)
+
+
+def runs_test_set(runs: Sequence[Run]) -> SplitFiles:
+    """The test set the runs were scored on, found as training found it: by preparing each
+    distinct data config (relative paths are taken from the current directory).
+
+    Raises:
+        UserError: if a data config cannot be prepared, or the runs' test sets differ.
+    """
+    from omegaconf import OmegaConf
+
+    from nmt.experiment import prepare_data  # torch: only here
+
+    found: dict[str, SplitFiles] = {}
+    for run in runs:
+        data = run.value("config.data")
+        if not isinstance(data, dict) or "_target_" not in data:
+            raise UserError(f"{run.layout.summary}: config.data names no data source (_target_): pass --src and --ref")
+        key = json.dumps(data, sort_keys=True)
+        if key not in found:
+            try:
+                files = prepare_data(OmegaConf.create({"data": data}))["test"]
+            except UserError as error:
+                raise UserError(f"{error} (preparing the test set of {run.layout.summary}; or pass --src and --ref)")
+            found[key] = SplitFiles(files.src.resolve(), files.tgt.resolve())
+    if len(set(found.values())) > 1:
+        raise UserError(f"the runs were tested on different test sets ({', '.join(str(f.tgt) for f in found.values())}):"
+                        " collect them separately")
+    return next(iter(found.values()))
+
+
+class Column(NamedTuple):
+    """A table column: its header, the format of its numbers, and whether its cells are `MeanStd`s
+    (one Markdown column `mean ± std`, two CSV columns)."""
+
+    header: str
+    spec: str = ""
+    spread: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of cells (str, int, float, MeanStd or None) under `columns`, with note lines above.
+
+    Markdown is rounded for reading; CSV keeps every number unrounded, for analysis.
+    """
+
+    columns: list[Column]
+    rows: list[list[Any]]
+    notes: list[str]
+
+    def markdown(self) -> str:
+        lines = [*self.notes, ""] if self.notes else []
+        lines += ["| " + " | ".join(c.header for c in self.columns) + " |", "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(_markdown_cell(v, c.spec) for v, c in zip(row, self.columns)) + " |"
+                  for row in self.rows]
+        return "\n".join(lines)
+
+    def csv(self) -> str:
+        stream = io.StringIO()
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow([h for c in self.columns for h in ((c.header, f"{c.header} std") if c.spread else (c.header,))])
+        for row in self.rows:
+            writer.writerow([x for v in row for x in (v if isinstance(v, MeanStd) else (v,))])
+        return stream.getvalue()
+
+    def write(self, prefix: str | Path) -> list[Path]:
+        """Writes `prefix`.md and `prefix`.csv; returns both paths."""
+        paths = [Path(f"{prefix}.md"), Path(f"{prefix}.csv")]
+        for path, text in zip(paths, (self.markdown() + "\n", self.csv())):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        return paths
+
+
+def _markdown_cell(value: Any, spec: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, MeanStd):
+        return f"{value.mean:{spec}} ± {'—' if value.std is None else format(value.std, spec)}"
+    return value if isinstance(value, str) else format(value, spec)
+
+
+def systems_table(systems: Sequence[System], common: Sequence[str], seed_key: str = "seed",
+                  test: GroupTest | None = None, baseline: int = 0, note: str = "") -> Table:
+    """One row per system: runs and seeds, test BLEU and chrF and best validation BLEU (mean ± std),
+    parameters, training minutes and target tokens/s (means), and, with `test`, p vs `baseline`."""
+    columns = [Column("system"), Column("runs"), Column("seeds"), Column("test BLEU", ".2f", True),
+               Column("test chrF", ".2f", True), Column("valid BLEU", ".2f", True), Column("parameters", ","),
+               Column("training minutes", ".1f"), Column("target tokens/s", ".0f")]
+    if test is not None:
+        columns += [Column("p BLEU", ".4f"), Column("p chrF", ".4f")]
+    rows = []
+    for index, system in enumerate(systems):
+        values = {key: [run.value(key) for run in system.runs]
+                  for key in ("test.bleu", "test.chrf", "best_valid.bleu", "parameters", "training_seconds",
+                              "target_tokens_per_second")}
+        parameters = sorted(set(values["parameters"]))
+        row = [system.label + (" (baseline)" if test is not None and index == baseline else ""), len(system.runs),
+               " ".join(str(run.value(f"config.{seed_key}")) for run in system.runs),
+               mean_std(values["test.bleu"]), mean_std(values["test.chrf"]), mean_std(values["best_valid.bleu"]),
+               parameters[0] if len(parameters) == 1 else f"{parameters[0]:,}–{parameters[-1]:,}",
+               statistics.mean(values["training_seconds"]) / 60, statistics.mean(values["target_tokens_per_second"])]
+        if test is not None:
+            row += [test.p_values["bleu"][index], test.p_values["chrf"][index]]
+        rows.append(row)
+    notes = ([f"common settings: {' '.join(common)}"] if common else []) + ([note] if note else [])
+    return Table(columns, rows, notes)
+
+
+def runs_table(runs: Sequence[Run]) -> Table:
+    """One row per run: name, decoder and scorer classes, size, steps, best validation and test scores."""
+    columns = [Column("name"), Column("decoder"), Column("scorer"), Column("parameters", ","), Column("steps"),
+               Column("best step"), Column("valid BLEU (greedy)", ".2f"), Column("valid ppl", ".2f"),
+               Column("test BLEU", ".2f"), Column("test chrF", ".2f"), Column("run")]
+    rows = []
+    for run in runs:
+        decoder = run.value("config.model.decoder")
+        rows.append([run.value("config.name"), decoder["_target_"].rsplit(".", 1)[-1],
+                     (decoder.get("scorer") or {}).get("_target_", "none").rsplit(".", 1)[-1],
+                     run.value("parameters"), run.value("steps"), run.value("best_step"),
+                     run.value("best_valid.bleu"), run.value("best_valid.ppl"), run.value("test.bleu"),
+                     run.value("test.chrf"), str(run.layout.root)])
+    return Table(columns, rows, [])
+
+
+def length_report(systems: Sequence[tuple[str, Sequence[tuple[str, Sequence[str]]]]], sources: Sequence[str],
+                  references: Sequence[Sequence[str]], prefix: str | Path, width: int = 10,
+                  min_count: int = 50) -> tuple[str, list[Path]]:
+    """BLEU by source length (words) of each system, mean ± std over its runs (Bahdanau et al.,
+    2015, Figure 2): writes `prefix`.md, .png and .svg; returns the Markdown and the paths.
+
+    Args:
+        systems: (system name, runs) pairs, as in `group_bootstrap`.
+    """
+    from nmt.length_analysis import (bleu_by_length_of_groups, length_buckets, length_figure,  # matplotlib: only here
+                                     save_figure, word_lengths)
+
+    table = bleu_by_length_of_groups(length_buckets(word_lengths(sources), width, min_count), systems, references)
+    markdown = Path(f"{prefix}.md")
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(table.markdown() + "\n", encoding="utf-8")
+    return table.markdown(), [markdown, *save_figure(length_figure(table), prefix)]
