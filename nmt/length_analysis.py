@@ -162,7 +162,7 @@ def length_figure(table: LengthTable) -> Figure:
 
     A plain `Figure` (no pyplot): nothing global is touched, and no display is needed.
     """
-    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    figure = Figure(figsize=(6.4, 4.0 + 0.25 * len(table.bleu)), layout="constrained")  # + the legend's rows
     axes = figure.add_subplot()
     positions = range(len(table.buckets))
     for name, values in table.bleu.items():
@@ -171,7 +171,7 @@ def length_figure(table: LengthTable) -> Figure:
     axes.set_xlabel("source length (words)")
     axes.set_ylabel("BLEU")
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below the plot: never over a line
     return figure
 
 

@@ -287,7 +287,10 @@ def systems_table(systems: Sequence[System], common: Sequence[str], seed_key: st
         if test is not None:
             row += [test.p_values["bleu"][index], test.p_values["chrf"][index]]
         rows.append(row)
-    notes = ([f"common settings: {' '.join(common)}"] if common else []) + ([note] if note else [])
+    runs = [run for system in systems for run in system.runs]
+    compute = (f"{len(runs)} runs; their wall-clock time (start-up, training, validation, test) adds up to "
+               f"{sum(run.value('wall_seconds') for run in runs) / 3600:.2f} hours")
+    notes = ([f"common settings: {' '.join(common)}"] if common else []) + [compute] + ([note] if note else [])
     return Table(columns, rows, notes)
 
 

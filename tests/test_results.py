@@ -30,7 +30,8 @@ def make_run(root, overrides, seed=1, bleu=30.0, chrf=50.0, valid=20.0, seconds=
     decoder = {"_target_": "nmt.modules.decoder.BahdanauDecoder", "scorer": scorer and {"_target_": scorer}}
     summary = {"config": {"name": "study", "seed": seed, "model": {"decoder": decoder}, "data": data or {}},
                "parameters": 123456, "steps": 600, "best_step": 500, "best_valid": {"bleu": valid, "ppl": 9.5},
-               "test": {"bleu": bleu, "chrf": chrf}, "training_seconds": seconds, "target_tokens_per_second": tokens}
+               "test": {"bleu": bleu, "chrf": chrf}, "training_seconds": seconds, "wall_seconds": seconds + 60,
+               "target_tokens_per_second": tokens}
     (root / "summary.json").write_text(json.dumps(summary))
     if hypotheses is not None:
         (root / "test.hyp").write_text("".join(f"{h}\n" for h in hypotheses))
@@ -75,7 +76,8 @@ def test_runs_group_by_the_overrides_that_vary_and_a_failed_job_is_skipped(tmp_p
     out, err = capsys.readouterr()
     assert f"skipped: {tmp_path / 'multirun' / 'encdec' / '3'}: no summary.json" in err
     assert "common settings: trainer.max_steps=600" in out
-    assert len((tmp_path / "results.md").read_text().splitlines()) == 2 + 2 + 3  # notes, header, 3 systems
+    assert "9 runs; their wall-clock time (start-up, training, validation, test) adds up to 1.65 hours" in out  # 9 x 660 s
+    assert len((tmp_path / "results.md").read_text().splitlines()) == 3 + 2 + 3  # notes and a blank line, header, 3 systems
 
 
 def test_means_and_sample_standard_deviations(tmp_path):
