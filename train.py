@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from nmt.errors import UserError
 from nmt.experiment import run
+from nmt.run_layout import RunLayout
 from nmt.sweep import one_line, record_failure
 
 
@@ -29,6 +30,7 @@ def main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if hydra_config.mode == RunMode.MULTIRUN:
+        RunLayout(run_dir).failure.unlink(missing_ok=True)  # a job run again: its old failure is past
         try:
             scores = run(cfg, run_dir)
         except Exception as error:  # noqa: BLE001 - any failure: record it, let the other jobs run

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections.abc import Sequence
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nmt.alignment import alignment_error_rate, read_pharaoh
@@ -20,9 +19,9 @@ from nmt.checkpoint import average_checkpoints, save_checkpoint
 from nmt.data.corpus import read_lines
 from nmt.data.sources import Multi30k
 from nmt.errors import UserError
-from nmt.evaluation import DEFAULT_SEED, GroupTest, check_lengths, group_bootstrap, paired_bootstrap, score
-from nmt.results import (DEFAULT_IGNORE, Run, System, Table, find_runs, group_runs, length_report, runs_table,
-                         runs_test_set, systems_table)
+from nmt.evaluation import DEFAULT_SEED, check_lengths, group_bootstrap, paired_bootstrap, score
+from nmt.results import (DEFAULT_IGNORE, Run, Table, check_test_scores, find_runs, group_runs, length_report,
+                         runs_table, runs_test_set, systems_table)
 from nmt.run_layout import RunLayout
 
 
@@ -176,7 +175,7 @@ def _collect(args: argparse.Namespace) -> None:
 def _systems(runs: Sequence[Run], args: argparse.Namespace) -> tuple[Table, str]:
     """The table of systems (and the by-length table and figure, when asked for); returns the
     systems' table and what else to print."""
-    systems, common = group_runs(runs, args.seed_key, args.ignore_key)
+    systems, common = group_runs(runs, args.seed_key, [*DEFAULT_IGNORE, *args.ignore_key])
     systems.sort(key=lambda system: -statistics.mean(run.value("test.bleu") for run in system.runs))
     labels = [system.label for system in systems]
     if args.baseline != "auto" and args.baseline not in labels:
@@ -192,11 +191,12 @@ def _systems(runs: Sequence[Run], args: argparse.Namespace) -> tuple[Table, str]
             raise UserError(f"{ref_paths[0]}: no lines to score")
         outputs = [(system.label, [(str(run.layout.test_hypotheses), run.hypotheses()) for run in system.runs])
                    for system in systems]
+        check_test_scores(runs, references, ref_paths)
     if compare:
         test = group_bootstrap(outputs, references, baseline, args.bootstrap, args.bootstrap_seed)
-        _check_references(systems, test, ref_paths)
-        note = (f"p: paired bootstrap vs the baseline of each system's mean over its runs ({args.bootstrap} "
-                f"resamples, seed {args.bootstrap_seed}, sacrebleu's p-value), against {' '.join(map(str, ref_paths))}")
+        note = (f"p: paired bootstrap vs the baseline of each system's mean over its runs, BLEU and chrF each "
+                f"({args.bootstrap} resamples of the test sentences, seed {args.bootstrap_seed}, sacrebleu's p-value; "
+                f"it measures the test set's sampling, not the seeds' spread), against {' '.join(map(str, ref_paths))}")
     if args.by_length:
         src = args.src or files.src
         sources = read_lines(src)
@@ -208,17 +208,6 @@ def _systems(runs: Sequence[Run], args: argparse.Namespace) -> tuple[Table, str]
     return systems_table(systems, common, args.seed_key, test, baseline, note), extra
 
 
-def _check_references(systems: Sequence[System], test: GroupTest, ref_paths: Sequence[str | Path]) -> None:
-    """Warns when a run's test.hyp scores differently from its summary: the references are not
-    the ones it was tested on."""
-    for system, scores in zip(systems, test.scores["bleu"]):
-        for run, bleu in zip(system.runs, scores):
-            if abs(bleu - run.value("test.bleu")) > 0.01:
-                print(f"warning: {run.layout.test_hypotheses}: BLEU {bleu:.2f} against "
-                      f"{' '.join(map(str, ref_paths))}, {run.value('test.bleu'):.2f} in its summary.json: "
-                      "not its test references?", file=sys.stderr)
-
-
 def collect_main(argv: list[str] | None = None) -> None:
     """A results table of finished runs (e.g. sweeps): runs that differ only in their seed form one
     system, reported as mean ± standard deviation, with paired bootstrap p-values against the best."""
@@ -228,9 +217,9 @@ def collect_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default="results", metavar="PREFIX", help="writes PREFIX.md and PREFIX.csv")
     parser.add_argument("--runs", action="store_true", help="one row per run instead of one per system")
     parser.add_argument("--seed-key", default="seed", help="the override that only changes the seed")
-    parser.add_argument("--ignore-key", nargs="*", default=list(DEFAULT_IGNORE), metavar="KEY",
-                        help="overrides (fnmatch patterns) that do not define a system (default: %(default)s); "
-                             "hydra.* and the seed key always")
+    parser.add_argument("--ignore-key", nargs="*", default=[], metavar="KEY",
+                        help="more overrides (fnmatch patterns) that do not define a system; always ignored: "
+                             f"hydra.*, the seed key, {', '.join(DEFAULT_IGNORE)}")
     parser.add_argument("--baseline", default="auto",
                         help="system label the others are tested against (default: the best mean test BLEU)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="resamples (0: no test)")

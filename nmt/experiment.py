@@ -29,7 +29,7 @@ from nmt.data.sources import SplitFiles
 from nmt.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.errors import UserError
 from nmt.evaluation import Scores, score
-from nmt.fileio import write_bytes_atomically
+from nmt.fileio import file_fingerprint, write_bytes_atomically
 from nmt.modules.seq2seq import Seq2Seq
 from nmt.precision import check_precision
 from nmt.rng import seed_everything
@@ -181,10 +181,11 @@ def test(checkpoint: Path, search: Search, splits: dict[str, SplitFiles], tokeni
     return {"test": results.pop("test"), **results}
 
 
-def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], layout: RunLayout,
-                  wall_seconds: float) -> dict[str, Any]:
+def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], test_files: SplitFiles,
+                  layout: RunLayout, wall_seconds: float) -> dict[str, Any]:
     """Writes `summary.json`: what result tables need, so they never open a checkpoint. `tests`
-    are `test`'s results: the test set's scores, and the extra test sets' under `extra_tests`."""
+    are `test`'s results: the test set's scores, and the extra test sets' under `extra_tests`;
+    `test_files` are recorded with their checksums, so tables can score against the very files."""
     progress = trainer.progress
     training_seconds = progress.seconds - progress.validation_seconds
     summary = {
@@ -203,6 +204,8 @@ def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], l
         "best_step": progress.best_step,
         "best_valid": progress.best,
         "test": tests["test"].as_dict(),
+        "test_files": {side: {"path": str(path.resolve()), "sha256": file_fingerprint(path)}
+                       for side, path in (("src", test_files.src), ("tgt", test_files.tgt))},
     }
     extra = {name: scores.as_dict() for name, scores in tests.items() if name != "test"}
     if extra:
@@ -223,6 +226,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
     start = time.monotonic()
     seed_everything(cfg.seed)
     distributed, device = init_distributed(cfg.device)
+    trainer = None
     try:
         layout = RunLayout(distributed.broadcast(run_dir))  # rank 0's: Hydra's timestamps may differ by rank
         if distributed.is_main:  # rank 0 first: it downloads, trains the tokenizers, encodes ...
@@ -244,11 +248,12 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
             trainer.board.scalars("test" if name == "test" else f"test/{name}",
                                   {"bleu": result.bleu, "chrf": result.chrf}, trainer.progress.step)
         scores = tests["test"]
-        summary = write_summary(cfg, trainer, tests, layout, time.monotonic() - start)
+        summary = write_summary(cfg, trainer, tests, splits["test"], layout, time.monotonic() - start)
         trainer.board.hparams(flatten_hparams(summary["config"]),
                               {"test_bleu": scores.bleu, "test_chrf": scores.chrf,
                                **{f"valid_{name}": value for name, value in trainer.progress.best.items()}})
-        trainer.board.close()
         return scores
     finally:
+        if trainer is not None:  # also after a failure: a sweep's next job runs in this process
+            trainer.board.close()
         shutdown_distributed()

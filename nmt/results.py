@@ -19,12 +19,13 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import sacrebleu
 import yaml
 
 from nmt.data.corpus import read_lines
 from nmt.data.sources import SplitFiles
 from nmt.errors import UserError
-from nmt.evaluation import GroupTest
+from nmt.evaluation import GroupTest, check_lengths
 from nmt.run_layout import RunLayout
 
 DEFAULT_IGNORE = ("name", "trainer.progress_bar")
@@ -66,7 +67,7 @@ class Skipped(NamedTuple):
     reason: str
 
 
-def _natural(path: Path) -> list[Any]:
+def natural_order(path: Path) -> list[Any]:
     """Sorts job folders 2 before 10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
@@ -83,13 +84,13 @@ def find_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[Skipped]]:
     for path in map(Path, paths):
         if not path.is_dir():
             raise UserError(f"{path}: not a directory")
-        found = {p.parent for name in ("summary.json", "train.log") for p in path.rglob(name)}
-        found |= {p.parent.parent for p in path.rglob(str(OVERRIDES))}
+        found = {p.parent.resolve() for name in ("summary.json", "train.log") for p in path.rglob(name)}
+        found |= {p.parent.parent.resolve() for p in path.rglob(str(OVERRIDES))}  # resolved: each run once
         if not found:
             raise UserError(f"{path}: no run directories below it (no summary.json, train.log or {OVERRIDES})")
         roots |= found
     runs, skipped = [], []
-    for root in sorted(roots, key=_natural):
+    for root in sorted(roots, key=natural_order):
         layout = RunLayout(root)
         if layout.summary.is_file():
             runs.append(Run(layout, _read_json(layout.summary), _read_overrides(root / OVERRIDES)))
@@ -162,13 +163,21 @@ def group_runs(runs: Sequence[Run], seed_key: str = "seed",
         The systems, in order of their first run, and the overrides common to every run (shown
         once above a table, so that labels hold only what varies).
     """
-    settings = [{override_key(o): o for o in system_overrides(run, seed_key, ignore)} for run in runs]
+    settings = [dict(sorted((override_key(o), o.lstrip("+~")) for o in system_overrides(run, seed_key, ignore)))
+                for run in runs]  # sorted, without Hydra's prefixes: `+a=1 b=2` and `b=2 a=1` are one system
     keys = dict.fromkeys(key for setting in settings for key in setting)
     common = [key for key in keys if all(setting.get(key) == settings[0].get(key) for setting in settings)]
     grouped: dict[str, list[Run]] = {}
     for run, setting in zip(runs, settings):
         label = " ".join(override for key, override in setting.items() if key not in common)
         grouped.setdefault(label or "(common settings only)", []).append(run)
+    for label, members in grouped.items():
+        seeds = [run.value(f"config.{seed_key}") for run in members]
+        if len(set(seeds)) < len(seeds):
+            repeated = next(seed for seed in seeds if seeds.count(seed) > 1)
+            twins = [str(run.layout.root) for run, seed in zip(members, seeds) if seed == repeated]
+            raise UserError(f"system {label!r} has {seed_key}={repeated} twice ({', '.join(twins)}): "
+                            "collect one of them, or its spread would shrink")
     return [System(label, members) for label, members in grouped.items()], [settings[0][key] for key in common]
 
 
@@ -184,32 +193,63 @@ def mean_std(values: Sequence[float]) -> MeanStd:
 
 
 def runs_test_set(runs: Sequence[Run]) -> SplitFiles:
-    """The test set the runs were scored on, found as training found it: by preparing each
-    distinct data config (relative paths are taken from the current directory).
+    """The test set the runs were scored on: the files their summaries name, if unchanged (checked
+    by checksum); for runs from before summaries named them, found as training found them, by
+    preparing each distinct data config (relative paths from the current directory).
 
     Raises:
-        UserError: if a data config cannot be prepared, or the runs' test sets differ.
+        UserError: if the files changed or moved, a data config cannot be prepared, or the runs'
+            test sets differ.
     """
+    found = {_recorded_test_set(run) if "test_files" in run.summary else _prepared_test_set(run) for run in runs}
+    if len(found) > 1:
+        raise UserError(f"the runs were tested on different test sets ({', '.join(str(f.tgt) for f in found)}):"
+                        " collect them separately")
+    return found.pop()
+
+
+def _recorded_test_set(run: Run) -> SplitFiles:
+    from nmt.fileio import file_fingerprint
+
+    files = {}
+    for side in ("src", "tgt"):
+        path, sha256 = Path(run.value(f"test_files.{side}.path")), run.value(f"test_files.{side}.sha256")
+        if not path.is_file() or file_fingerprint(path) != sha256:
+            raise UserError(f"{path}: the test file of {run.layout.summary} is gone or changed: pass --src and --ref")
+        files[side] = path
+    return SplitFiles(files["src"], files["tgt"])
+
+
+def _prepared_test_set(run: Run) -> SplitFiles:
+    from hydra.errors import InstantiationException
     from omegaconf import OmegaConf
 
     from nmt.experiment import prepare_data  # torch: only here
 
-    found: dict[str, SplitFiles] = {}
+    data = run.value("config.data")
+    if not isinstance(data, dict) or "_target_" not in data:
+        raise UserError(f"{run.layout.summary}: config.data names no data source (_target_): pass --src and --ref")
+    try:
+        files = prepare_data(OmegaConf.create({"data": data}))["test"]
+    except (UserError, InstantiationException, OSError) as error:
+        raise UserError(f"{error} (preparing the test set of {run.layout.summary}; or pass --src and --ref)") from None
+    return SplitFiles(files.src.resolve(), files.tgt.resolve())
+
+
+def check_test_scores(runs: Sequence[Run], references: Sequence[Sequence[str]], ref_paths: Sequence[str | Path]) -> None:
+    """Every run's test.hyp must score, against `references`, the BLEU its summary holds: otherwise
+    these are not its test references, and tables or figures built on them would be wrong.
+
+    Raises:
+        UserError: naming the first run that scores differently.
+    """
+    bleu = sacrebleu.metrics.BLEU()
     for run in runs:
-        data = run.value("config.data")
-        if not isinstance(data, dict) or "_target_" not in data:
-            raise UserError(f"{run.layout.summary}: config.data names no data source (_target_): pass --src and --ref")
-        key = json.dumps(data, sort_keys=True)
-        if key not in found:
-            try:
-                files = prepare_data(OmegaConf.create({"data": data}))["test"]
-            except UserError as error:
-                raise UserError(f"{error} (preparing the test set of {run.layout.summary}; or pass --src and --ref)")
-            found[key] = SplitFiles(files.src.resolve(), files.tgt.resolve())
-    if len(set(found.values())) > 1:
-        raise UserError(f"the runs were tested on different test sets ({', '.join(str(f.tgt) for f in found.values())}):"
-                        " collect them separately")
-    return next(iter(found.values()))
+        check_lengths(run.hypotheses(), references, str(run.layout.test_hypotheses))
+        scored = bleu.corpus_score(run.hypotheses(), [list(stream) for stream in references]).score
+        if abs(scored - run.value("test.bleu")) > 0.01:
+            raise UserError(f"{run.layout.test_hypotheses}: BLEU {scored:.2f} against {' '.join(map(str, ref_paths))}, "
+                            f"{run.value('test.bleu'):.2f} in its summary.json: not its test references")
 
 
 class Column(NamedTuple):

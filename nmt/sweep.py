@@ -5,22 +5,28 @@ the end of its batch, and one that calls `sys.exit` (as a single run does on a `
 the whole sweep, or kills a joblib worker. So in a multirun the task function records the
 failure in its run directory (`RunLayout.failure`: one line; the traceback goes to the job's
 log) and returns, and `SweepReport`, a Hydra callback, lists every job that has no
-`summary.json` when the sweep ends and exits with status 1 if there is one. Both work from the
-files alone, so they hold for any launcher (basic, joblib, submitit), wherever the jobs ran.
+`summary.json` when the sweep ends, with the command that runs it again, and exits with status 1
+if there is one. Both work from the files alone, so they hold for any launcher (basic, joblib,
+submitit), wherever the jobs ran. A job killed from outside (out of memory, a cluster's time
+limit) raises nothing it could record: the launcher then stops the sweep itself, and
+`job_status` still tells each job's state from its folder.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
+import yaml
 from omegaconf import DictConfig
 
 from nmt.errors import UserError
+from nmt.results import natural_order
 from nmt.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -63,8 +69,17 @@ def job_status(job_dir: Path) -> str:
 
 def sweep_jobs(sweep_dir: Path) -> list[Path]:
     """The job folders of a sweep (those Hydra wrote a `.hydra` folder into), in job order."""
-    jobs = [path.parent for path in Path(sweep_dir).glob("**/.hydra") if path.parent != Path(sweep_dir)]
-    return sorted(jobs, key=lambda path: [int(p) if p.isdigit() else p for p in path.relative_to(sweep_dir).parts])
+    return sorted((path.parent for path in Path(sweep_dir).glob("**/.hydra") if path.parent != Path(sweep_dir)),
+                  key=natural_order)
+
+
+def rerun_command(job_dir: Path) -> str:
+    """The command that runs one job again in its own folder, continuing from its last checkpoint:
+    re-running the sweep would number its jobs anew (and retest the finished ones)."""
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) if overrides_file.is_file() else []
+    kept = [o for o in overrides or [] if not o.lstrip("+~").startswith("hydra.")]
+    return shlex.join(["python", "train.py", *kept, f"hydra.run.dir={job_dir}", "trainer.resume=auto"])
 
 
 class SweepReport(Callback):
@@ -78,6 +93,6 @@ class SweepReport(Callback):
             log.info("sweep finished: %d jobs in %s", len(jobs), sweep_dir)
             return
         lines = [f"error: {len(problems)} of {len(jobs)} jobs did not finish (the others' results are in place):"]
-        lines += [f"  {job}: {status}" for job, status in problems]
+        lines += [f"  {job}: {status}\n    again: {rerun_command(job)}" for job, status in problems]
         print("\n".join(lines), file=sys.stderr)
         sys.exit(1)

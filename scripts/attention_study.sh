@@ -9,7 +9,7 @@
 # docs/results.md: about 2.4 hours in all): the Bahdanau decoder with additive, dot and general
 # attention, then the no-attention RNNencdec baseline; beside them the Luong decoder with dot,
 # general, concat and location attention. A job that fails leaves multirun/study/<sweep>/<job>/failed.txt
-# and the others go on; re-running this script with `trainer.resume=auto` added would continue them.
+# and the others go on; the sweep ends by printing the command that runs it again.
 # The report (tables, CSV, the length figure, the attention figures) goes to docs/results/.
 set -uo pipefail
 cd "$(dirname "$0")/.."

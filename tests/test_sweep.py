@@ -35,13 +35,15 @@ def test_one_line_names_the_users_mistake_or_the_error_type():
 
 
 def test_job_status_reads_the_files_a_job_leaves(tmp_path):
-    for job in ("0", "1", "2", "10"):
+    for job in ("0", "1", "2", "10", "lr=0.1"):
         (tmp_path / job / ".hydra").mkdir(parents=True)
+    (tmp_path / ".submitit" / "1234").mkdir(parents=True)  # a launcher's own folder: no job
     RunLayout(tmp_path / "0").summary.write_text("{}")
     RunLayout(tmp_path / "1").failure.write_text("data.train: file not found\n")
-    assert sweep_jobs(tmp_path) == [tmp_path / "0", tmp_path / "1", tmp_path / "2", tmp_path / "10"]  # numeric order
-    assert [job_status(job) for job in sweep_jobs(tmp_path)] == [
-        "finished", "failed: data.train: file not found", "unfinished", "unfinished"]
+    jobs = [tmp_path / name for name in ("0", "1", "2", "10", "lr=0.1")]  # numbers in numeric order
+    assert sweep_jobs(tmp_path) == jobs
+    assert [job_status(job) for job in jobs] == [
+        "finished", "failed: data.train: file not found", "unfinished", "unfinished", "unfinished"]
 
 
 @pytest.mark.parametrize("launcher", [
@@ -55,9 +57,11 @@ def test_a_failed_job_leaves_its_reason_and_the_others_finish(tmp_path, launcher
         pytest.importorskip(f"hydra_plugins.hydra_{plugin}_launcher")
     result = sweep(tmp_path, *launcher, "decode_precision=fp8,fp32")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-2:] == [
+    assert result.stderr.strip().splitlines()[-3:] == [
         "error: 1 of 2 jobs did not finish (the others' results are in place):",
         "  sweep/0: failed: decode_precision='fp8': use one of fp32, bf16, fp16",
+        "    again: python train.py decode_precision=fp8 trainer.max_steps=20 trainer.valid_every=10 "
+        "data.num_train=300 trainer.progress_bar=False hydra.run.dir=sweep/0 trainer.resume=auto",  # as Hydra wrote them
     ]
     failed, finished = RunLayout(tmp_path / "sweep/0"), RunLayout(tmp_path / "sweep/1")
     assert not failed.summary.exists() and "the job failed: decode_precision='fp8'" in failed.log.read_text()
@@ -71,9 +75,9 @@ def test_a_two_by_two_sweep_on_the_toy_task_gives_the_table_and_the_figures(tmp_
     assert [job_status(job) for job in jobs] == ["finished"] * 4
 
     test_files = [str(tmp_path / "data/toy/test.src"), str(tmp_path / "data/toy/test.tgt")]
-    collect_main([str(tmp_path / "sweep"), "--src", test_files[0], "--ref", test_files[1], "--bootstrap", "200",
-                  "--output", str(tmp_path / "results"), "--by-length", str(tmp_path / "by_length"),
-                  "--min-bucket", "20"])
+    collect_main([str(tmp_path / "sweep"), "--bootstrap", "200", "--output", str(tmp_path / "results"),
+                  "--by-length", str(tmp_path / "by_length"), "--min-bucket", "20"])  # the test files of the summaries
+    assert f"against {test_files[1]}" in capsys.readouterr().out
     with open(tmp_path / "results.csv") as table:
         rows = {row["system"].removesuffix(" (baseline)"): row for row in csv.DictReader(table)}
     summaries = [json.loads(RunLayout(job).summary.read_text()) for job in jobs]
