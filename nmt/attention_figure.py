@@ -108,15 +108,15 @@ def system_attention(system: System, sentences: Sentences, device: str = "auto")
     translator = Translator.from_checkpoint(system.checkpoint, device=device)
     if not translator.has_attention:
         return None
-    if sentences.references is None:
-        return [_translation_example(nbest[0]) for nbest in translator.translate_nbest(sentences.sources,
-                                                                                        attention=True)]
     src_ids = translator.src_tokenizer.encode(sentences.sources)
     limit = translator.max_source_length
     for number, ids in zip(sentences.numbers, src_ids):
-        if limit is not None and len(ids) > limit:
+        if limit is not None and len(ids) > limit:  # the translator would truncate it: not this sentence's picture
             raise UserError(f"{system.checkpoint}: line {number} has {len(ids)} source pieces, more than its "
                             f"location attention reads ({limit}); choose shorter lines")
+    if sentences.references is None:
+        return [_translation_example(nbest[0]) for nbest in translator.translate_nbest(sentences.sources,
+                                                                                        attention=True)]
     return attention_examples(translator.model, src_ids, translator.tgt_tokenizer.encode(sentences.references),
                               translator.src_tokenizer, translator.tgt_tokenizer, translator.device)
 

@@ -122,6 +122,8 @@ COMMON = ["--src", "{src}", "--ref", "{ref}", "--output", "{out}", "--device", "
      "--target reference needs --ref"),
     ([*COMMON, "--lines", "7", "--system", "a={location}"],
      "{location}: line 7 has 21 source pieces, more than its location attention reads (5)"),
+    ([*COMMON, "--lines", "7", "--system", "a={location}", "--target", "translation"],  # not truncated in silence
+     "{location}: line 7 has 21 source pieces, more than its location attention reads (5)"),
     ([*COMMON, "--ref", "{head}", "--lines", "1", "--system", "a={checkpoint}"],
      "parallel files differ in length: {src} has 20 lines, {head} has 3"),
 ])
