@@ -72,6 +72,15 @@ def natural_order(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
+def shown_path(path: Path) -> Path:
+    """`path` relative to the current directory when it lies below it: tables stay readable and
+    their paths portable."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def find_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[Skipped]]:
     """The run directories at or below `paths`: those with a `summary.json`, and those (with a
     `train.log` or Hydra overrides, but no summary) that did not finish.
@@ -346,7 +355,7 @@ def runs_table(runs: Sequence[Run]) -> Table:
                      (decoder.get("scorer") or {}).get("_target_", "none").rsplit(".", 1)[-1],
                      run.value("parameters"), run.value("steps"), run.value("best_step"),
                      run.value("best_valid.bleu"), run.value("best_valid.ppl"), run.value("test.bleu"),
-                     run.value("test.chrf"), str(run.layout.root)])
+                     run.value("test.chrf"), str(shown_path(run.layout.root))])
     return Table(columns, rows, [])
 
 

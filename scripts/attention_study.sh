@@ -36,6 +36,7 @@ report() {
         --output "$OUT/bahdanau_decoder" --by-length "$OUT/bahdanau_decoder_by_length" --bucket-width 3
     $PYTHON scripts/collect_results.py multirun/study/luong \
         --output "$OUT/luong_decoder" --by-length "$OUT/luong_decoder_by_length" --bucket-width 3
+    $PYTHON scripts/collect_results.py multirun/study --output "$OUT/all_systems"
     $PYTHON scripts/collect_results.py multirun/study --runs --output "$OUT/runs"
     # Three fixed test sentences of 11-12 words, the reference teacher-forced; seed 1 of each system.
     $PYTHON scripts/attention_figure.py --lines 3 10 20 \
