@@ -21,7 +21,7 @@ from nmt.data.sources import Multi30k
 from nmt.errors import UserError
 from nmt.evaluation import DEFAULT_SEED, check_lengths, group_bootstrap, paired_bootstrap, score
 from nmt.results import (DEFAULT_IGNORE, Run, Table, check_test_scores, find_runs, group_runs, length_report,
-                         runs_table, runs_test_set, systems_table)
+                         runs_table, runs_test_set, shown_path, systems_table)
 from nmt.run_layout import RunLayout
 
 
@@ -196,7 +196,8 @@ def _systems(runs: Sequence[Run], args: argparse.Namespace) -> tuple[Table, str]
         test = group_bootstrap(outputs, references, baseline, args.bootstrap, args.bootstrap_seed)
         note = (f"p: paired bootstrap vs the baseline of each system's mean over its runs, BLEU and chrF each "
                 f"({args.bootstrap} resamples of the test sentences, seed {args.bootstrap_seed}, sacrebleu's p-value; "
-                f"it measures the test set's sampling, not the seeds' spread), against {' '.join(map(str, ref_paths))}")
+                f"it measures the test set's sampling, not the seeds' spread), against "
+                f"{' '.join(str(shown_path(Path(path))) for path in ref_paths)}")
     if args.by_length:
         src = args.src or files.src
         sources = read_lines(src)
