@@ -224,6 +224,8 @@ def group_bootstrap(systems: Sequence[tuple[str, Sequence[tuple[str, Sequence[st
     counts = np.zeros((samples, size))  # how often each sentence is drawn into each resample
     np.add.at(counts, (np.arange(samples)[:, None], indices), 1)
     refs = [list(stream) for stream in references]
+    # identical outputs cannot differ; sacrebleu would call them significant (see `paired_bootstrap`)
+    same = [sorted(map(tuple, runs)) == sorted(map(tuple, outputs[baseline])) for runs in outputs]
     scores, p_values = {}, {}
     for name, metric in (("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF())):
         full, resampled = [], []
@@ -238,8 +240,6 @@ def group_bootstrap(systems: Sequence[tuple[str, Sequence[tuple[str, Sequence[st
             scores.setdefault(name, []).append(run_scores)
             full.append(np.mean(run_scores))
             resampled.append(np.mean(run_resampled, axis=0))
-        same = [sorted(map(tuple, runs)) == sorted(map(tuple, outputs[baseline])) for runs in outputs]
-        # identical outputs cannot differ; sacrebleu would call them significant (see `paired_bootstrap`)
         p_values[name] = [None if index == baseline else 1.0 if same[index] else
                           _p_value(full[index] - full[baseline], resampled[index] - resampled[baseline])
                           for index in range(len(outputs))]

@@ -31,8 +31,8 @@ from nmt.run_layout import RunLayout
 DEFAULT_IGNORE = ("name", "trainer.progress_bar")
 """Override keys (fnmatch patterns) that never define a system; `hydra.*` and the seed key are always dropped."""
 
-OVERRIDES = Path(".hydra") / "overrides.yaml"
-"""Where Hydra writes a job's command-line overrides, inside its run directory."""
+OVERRIDES = RunLayout(Path()).overrides
+"""Where Hydra writes a job's command-line overrides, relative to its run directory."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def find_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[Skipped]]:
     for root in sorted(roots, key=natural_order):
         layout = RunLayout(root)
         if layout.summary.is_file():
-            runs.append(Run(layout, _read_json(layout.summary), _read_overrides(root / OVERRIDES)))
+            runs.append(Run(layout, _read_json(layout.summary), read_overrides(layout)))
         else:
             skipped.append(Skipped(root, _why_unfinished(layout)))
     return runs, skipped
@@ -118,7 +118,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_overrides(path: Path) -> tuple[str, ...] | None:
+def read_overrides(layout: RunLayout) -> tuple[str, ...] | None:
+    """The run's command-line overrides; None if Hydra wrote none (a run made outside Hydra).
+
+    Raises:
+        UserError: naming the file, if it is not a YAML list of strings.
+    """
+    path = layout.overrides
     if not path.is_file():
         return None
     try:
@@ -130,13 +136,23 @@ def _read_overrides(path: Path) -> tuple[str, ...] | None:
     return tuple(overrides)
 
 
+def job_status(job_dir: Path) -> str:
+    """`finished` (summary.json written), `failed: <reason>` or `unfinished` (e.g. killed)."""
+    layout = RunLayout(job_dir)
+    if layout.summary.is_file():
+        return "finished"
+    if layout.failure.is_file():
+        return "failed: " + layout.failure.read_text(encoding="utf-8").strip()
+    return "unfinished"
+
+
 def _why_unfinished(layout: RunLayout) -> str:
-    for path in (layout.failure, layout.log):
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            if lines:
-                return f"no summary.json; {path.name}: {lines[-1].strip()}"
-    return "no summary.json (unfinished, or failed before logging)"
+    """The job's status, and for a job that recorded no failure, the last line of its log."""
+    status = job_status(layout.root)
+    lines = layout.log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if layout.log.is_file() else []
+    if status == "unfinished" and lines:
+        return f"no summary.json; {layout.log.name}: {lines[-1].strip()}"
+    return f"no summary.json; {status}"
 
 
 def override_key(override: str) -> str:
@@ -253,9 +269,11 @@ def check_test_scores(runs: Sequence[Run], references: Sequence[Sequence[str]], 
         UserError: naming the first run that scores differently.
     """
     bleu = sacrebleu.metrics.BLEU()
+    streams = [list(stream) for stream in references]
     for run in runs:
-        check_lengths(run.hypotheses(), references, str(run.layout.test_hypotheses))
-        scored = bleu.corpus_score(run.hypotheses(), [list(stream) for stream in references]).score
+        hypotheses = run.hypotheses()
+        check_lengths(hypotheses, references, str(run.layout.test_hypotheses))
+        scored = bleu.corpus_score(hypotheses, streams).score
         if abs(scored - run.value("test.bleu")) > 0.01:
             raise UserError(f"{run.layout.test_hypotheses}: BLEU {scored:.2f} against {' '.join(map(str, ref_paths))}, "
                             f"{run.value('test.bleu'):.2f} in its summary.json: not its test references")

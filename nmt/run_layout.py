@@ -4,7 +4,7 @@ Training, testing, the tools and the result tables ask a `RunLayout` for paths i
 joining names themselves, so the layout can change here alone.
 
     <run>/
-      .hydra/config.yaml     the composed config (Hydra)
+      .hydra/config.yaml     the composed config (Hydra); overrides.yaml: the command line's overrides
       train.log              the log
       tokenizer/             src.model, tgt.model (copies; checkpoints also hold them)
       checkpoints/           last.pt (resumable), best.pt, step-<N>.pt (the last K)
@@ -99,3 +99,8 @@ class RunLayout:
     def failure(self) -> Path:
         """Written by a failed sweep job: the reason in one line (the traceback is in the log)."""
         return self.root / "failed.txt"
+
+    @property
+    def overrides(self) -> Path:
+        """The command-line overrides Hydra ran the run with (a YAML list of `key=value` strings)."""
+        return self.root / ".hydra" / "overrides.yaml"

@@ -9,7 +9,7 @@ log) and returns, and `SweepReport`, a Hydra callback, lists every job that has 
 if there is one. Both work from the files alone, so they hold for any launcher (basic, joblib,
 submitit), wherever the jobs ran. A job killed from outside (out of memory, a cluster's time
 limit) raises nothing it could record: the launcher then stops the sweep itself, and
-`job_status` still tells each job's state from its folder.
+`nmt.results.job_status` still tells each job's state from its folder.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-import yaml
 from omegaconf import DictConfig
 
 from nmt.errors import UserError
-from nmt.results import natural_order
+from nmt.results import job_status, natural_order, read_overrides
 from nmt.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -57,16 +56,6 @@ def record_failure(run_dir: Path, error: BaseException) -> None:
     layout.failure.write_text(one_line(error) + "\n", encoding="utf-8")
 
 
-def job_status(job_dir: Path) -> str:
-    """`finished` (summary.json written), `failed: <reason>` or `unfinished` (e.g. killed)."""
-    layout = RunLayout(job_dir)
-    if layout.summary.is_file():
-        return "finished"
-    if layout.failure.is_file():
-        return "failed: " + layout.failure.read_text(encoding="utf-8").strip()
-    return "unfinished"
-
-
 def sweep_jobs(sweep_dir: Path) -> list[Path]:
     """The job folders of a sweep (those Hydra wrote a `.hydra` folder into), in job order."""
     return sorted((path.parent for path in Path(sweep_dir).glob("**/.hydra") if path.parent != Path(sweep_dir)),
@@ -76,9 +65,7 @@ def sweep_jobs(sweep_dir: Path) -> list[Path]:
 def rerun_command(job_dir: Path) -> str:
     """The command that runs one job again in its own folder, continuing from its last checkpoint:
     re-running the sweep would number its jobs anew (and retest the finished ones)."""
-    overrides_file = job_dir / ".hydra" / "overrides.yaml"
-    overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) if overrides_file.is_file() else []
-    kept = [o for o in overrides or [] if not o.lstrip("+~").startswith("hydra.")]
+    kept = [o for o in read_overrides(RunLayout(job_dir)) or () if not o.lstrip("+~").startswith("hydra.")]
     return shlex.join(["python", "train.py", *kept, f"hydra.run.dir={job_dir}", "trainer.resume=auto"])
 
 

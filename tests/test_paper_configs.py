@@ -42,10 +42,15 @@ def rnnsearch50_parameters(src_vocab: int, tgt_vocab: int) -> int:
     return encoder + tgt_vocab * m + init + decoder_gru + alignment + deep_output + output
 
 
-def test_rnnsearch50_has_the_papers_sizes_and_training_settings():
-    cfg = compose_train("+experiment=rnnsearch50")
+def paper_experiment(name: str):
+    """The experiment's config (on Multi30k, sentences of up to 50 tokens, as both papers) and its model."""
+    cfg = compose_train(f"+experiment={name}")
     assert cfg.data._target_.endswith("Multi30k") and cfg.max_length == 50
-    model = instantiate(cfg.model, src_vocab_size=SRC_VOCAB, tgt_vocab_size=TGT_VOCAB)
+    return cfg, instantiate(cfg.model, src_vocab_size=SRC_VOCAB, tgt_vocab_size=TGT_VOCAB)
+
+
+def test_rnnsearch50_has_the_papers_sizes_and_training_settings():
+    cfg, model = paper_experiment("rnnsearch50")
     encoder, decoder = model.encoder, model.decoder
     assert encoder.embedding.embedding_dim == 620 and decoder.embedding.embedding_dim == 620
     assert encoder.rnn.bidirectional and (encoder.rnn.hidden_size, encoder.rnn.num_layers) == (1000, 1)
@@ -64,9 +69,7 @@ def test_rnnsearch50_has_the_papers_sizes_and_training_settings():
 
 
 def test_luong2015_has_the_papers_sizes_and_training_settings():
-    cfg = compose_train("+experiment=luong2015")
-    assert cfg.data._target_.endswith("Multi30k") and cfg.max_length == 50
-    model = instantiate(cfg.model, src_vocab_size=SRC_VOCAB, tgt_vocab_size=TGT_VOCAB)
+    cfg, model = paper_experiment("luong2015")
     encoder, decoder = model.encoder, model.decoder
     assert encoder.embedding.embedding_dim == 1000 and decoder.embedding.embedding_dim == 1000
     assert encoder.rnn.bidirectional and (encoder.rnn.hidden_size, encoder.rnn.num_layers) == (500, 4)

@@ -14,7 +14,8 @@ from nmt.attention_figure import main as attention_main
 from nmt.cli import collect_main
 from nmt.errors import UserError
 from nmt.run_layout import RunLayout
-from nmt.sweep import job_status, one_line, sweep_jobs
+from nmt.results import job_status
+from nmt.sweep import one_line, sweep_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_steps=20", "trainer.valid_every=10", "data.num_train=300", "trainer.progress_bar=false"]
