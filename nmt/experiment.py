@@ -202,6 +202,7 @@ def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], t
         "target_tokens_per_second": progress.target_tokens / max(training_seconds, 1e-9),
         "sentences_per_second": progress.sentences / max(training_seconds, 1e-9),
         "best_step": progress.best_step,
+        "best_averaged_steps": progress.best_averaged,
         "best_valid": progress.best,
         "test": tests["test"].as_dict(),
         "test_files": {side: {"path": str(path.resolve()), "sha256": file_fingerprint(path)}

@@ -23,7 +23,8 @@ class Progress:
         target_tokens, sentences: training data consumed.
         skipped_steps: updates skipped for a non-finite loss or gradient; bad_steps_in_a_row:
             the current run of them that counts toward `trainer.max_bad_steps`.
-        best: metrics of the best validation so far; best_step: its step.
+        best: metrics of the best validation so far; best_step: its step; best_averaged: the
+            steps whose average `best.pt` holds (`trainer.average_last`), or [] for one checkpoint.
         validations_without_improvement: counts toward `patience`.
         validated_at: the step of the last validation; stopped_early: patience ran out.
     """
@@ -40,6 +41,7 @@ class Progress:
     bad_steps_in_a_row: int = 0
     best: dict[str, float] = field(default_factory=dict)
     best_step: int = 0
+    best_averaged: list[int] = field(default_factory=list)
     validations_without_improvement: int = 0
     validated_at: int = -1
     stopped_early: bool = False

@@ -55,13 +55,17 @@ class RunLayout:
         """The checkpoint kept for `step` (the last K are kept, for averaging)."""
         return self.checkpoints / f"step-{step}.pt"
 
+    @staticmethod
+    def checkpoint_step(path: Path) -> int:
+        """The step of a step checkpoint's file name (`step-<N>.pt`)."""
+        return int(_STEP_CHECKPOINT.fullmatch(path.name).group(1))
+
     def step_checkpoints(self) -> list[Path]:
         """Existing step checkpoints, oldest first."""
         if not self.checkpoints.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir()
-                 if (m := _STEP_CHECKPOINT.fullmatch(p.name))]
-        return [path for _, path in sorted(found)]
+        found = [path for path in self.checkpoints.iterdir() if _STEP_CHECKPOINT.fullmatch(path.name)]
+        return sorted(found, key=self.checkpoint_step)
 
     @property
     def tensorboard(self) -> Path:

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: on validation (reduce on plateau) or per update (warmup, decay).
+"""Learning-rate schedules: on validation (reduce on plateau), per update (warmup, decay) or
+over the training budget (decay to the end of the updates, epochs or minutes allowed).
 
 Each schedule takes the optimizer first and plain keyword arguments, so a `_partial_: true`
 config becomes a scheduler with `instantiate(cfg.scheduler)(optimizer)`. The per-update schedules
@@ -109,6 +110,69 @@ class ExponentialDecay(LRScheduler):
         if self.staircase:
             exponent = math.floor(exponent)
         return [max(base_lr * self.decay_rate ** exponent, self.min_lr) for base_lr in self.base_lrs]
+
+
+class BudgetDecay(LRScheduler):
+    """Warmup, then a decay to `final_factor` times the lr at the end of the training budget,
+    whichever limit ends it: updates, epochs or minutes.
+
+    Budgeted training (Li, Yumer and Ramanan 2020): for a fixed budget, a schedule that reaches
+    a small lr exactly when the budget runs out beats a constant or step-tuned one, and linear
+    decay to zero is the strongest simple choice. A run limited by wall clock
+    (`trainer.max_minutes`) does not know its number of updates in advance, so the trainer steps
+    this schedule after each update with the fraction of the budget used (`scheduler.step(used)`,
+    see `Trainer.budget_used`): the lr follows the clock. With a step or epoch limit the fraction,
+    and so the lr, is exactly reproducible, also across a resume.
+
+    The lr of an update made with a fraction `u` of the budget used and `n` updates done is
+    `lr * min(1, (n + 1) / warmup_steps) * decay(u)`, with `decay(u) = 1 - (1 - final_factor) * u`
+    (linear) or `final_factor + (1 - final_factor) * (1 + cos(pi u)) / 2` (cosine).
+
+    Args:
+        optimizer: the optimizer; its lr is the peak.
+        warmup_steps: updates of linear warmup from lr / warmup_steps (0: none).
+        shape: `linear` or `cosine`.
+        final_factor: the lr at the end of the budget, as a fraction of the peak (0 <= f <= 1).
+
+    Raises:
+        ValueError: for a negative `warmup_steps`, an unknown `shape` or `final_factor` outside [0, 1].
+    """
+
+    SHAPES = ("linear", "cosine")
+
+    def __init__(self, optimizer: Optimizer, *, warmup_steps: int = 0, shape: str = "linear",
+                 final_factor: float = 0.0) -> None:
+        if warmup_steps < 0:
+            raise ValueError(f"scheduler.warmup_steps={warmup_steps}: use 0 or more")
+        if shape not in self.SHAPES:
+            raise ValueError(f"scheduler.shape={shape!r}: use one of {', '.join(self.SHAPES)}")
+        if not 0 <= final_factor <= 1:
+            raise ValueError(f"scheduler.final_factor={final_factor}: use a value in [0, 1]")
+        self.warmup_steps, self.shape, self.final_factor = warmup_steps, shape, final_factor
+        self.used = 0.0
+        super().__init__(optimizer)
+
+    def step(self, used: float | None = None) -> None:  # type: ignore[override]
+        """Sets the lr of the next update from `used`, the fraction of the budget spent
+        (None, as torch's construction calls it: unchanged)."""
+        if used is not None:
+            self.used = min(max(used, 0.0), 1.0)
+        super().step()
+
+    def get_lr(self) -> list[float]:
+        update = self.last_epoch + 1  # the update the lr is about to be used for
+        warmup = min(1.0, update / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.shape == "linear":
+            decay = 1.0 - (1.0 - self.final_factor) * self.used
+        else:
+            decay = self.final_factor + (1.0 - self.final_factor) * (1.0 + math.cos(math.pi * self.used)) / 2
+        return [base_lr * warmup * decay for base_lr in self.base_lrs]
+
+
+def steps_on_budget(scheduler: LRScheduler) -> bool:
+    """True when `scheduler` is stepped after each update with the fraction of the training
+    budget used (`scheduler.step(trainer.budget_used())`)."""
+    return isinstance(scheduler, BudgetDecay)
 
 
 def steps_on_validation(scheduler: LRScheduler) -> bool:

@@ -9,6 +9,7 @@ run killed at any moment and resumed from `last.pt` ends bitwise equal to an uni
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import resource
@@ -22,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.board import Board, attention_examples
-from nmt.checkpoint import Checkpoint, build_checkpoint, load_checkpoint, save_checkpoint
+from nmt.checkpoint import Checkpoint, average_checkpoints, build_checkpoint, load_checkpoint, save_checkpoint
 from nmt.data.batching import Batch, ParallelData
 from nmt.distributed import Distributed, shard
 from nmt.errors import UserError
@@ -34,7 +35,7 @@ from nmt.precision import autocast, check_precision
 from nmt.resume import Progress, TrainingState, check_same_settings
 from nmt.rng import rng_state, set_rng_state
 from nmt.run_layout import RunLayout
-from nmt.schedulers import steps_on_validation
+from nmt.schedulers import steps_on_budget, steps_on_validation
 from nmt.search import Search
 from nmt.tokenizer import Tokenizer
 from nmt.validation import ValidationData, validate
@@ -57,6 +58,9 @@ class TrainerConfig:
         save_every: also save `last.pt` (and a step checkpoint) every this many updates between
             validations, so a preempted job loses little (None: only when validating).
         keep_last: step checkpoints (`step-<N>.pt`, for averaging) kept; older ones are deleted.
+        average_last: at the end, average the last this many step checkpoints and validate the
+            average; it becomes `best.pt` if it validates better than the best single checkpoint
+            (None: no averaging). At most `keep_last`; `save_every` sets how far apart they are.
         log_every: write training scalars every this many updates.
         accumulate: batches per update; the loss is normalized by all their target tokens.
         clip_norm: gradient-norm clipping threshold.
@@ -84,6 +88,7 @@ class TrainerConfig:
     valid_every: int = 1000
     save_every: int | None = None
     keep_last: int = 5
+    average_last: int | None = None
     log_every: int = 50
     accumulate: int = 1
     clip_norm: float = 5.0
@@ -105,11 +110,17 @@ class TrainerConfig:
             raise ValueError("trainer: set at least one of max_steps, max_epochs, max_minutes")
         if self.metric not in METRIC_MODES:
             raise ValueError(f"trainer.metric={self.metric!r}: use one of {', '.join(METRIC_MODES)}")
-        for name in ("valid_every", "log_every", "accumulate", "max_bad_steps", "save_every", "patience"):
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"trainer.max_minutes={self.max_minutes}: must be above 0")
+        for name in ("max_steps", "max_epochs", "valid_every", "log_every", "accumulate", "max_bad_steps",
+                     "save_every", "patience"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name}={getattr(self, name)}: must be at least 1")
         if self.keep_last < 0 or self.attention_samples < 0:
             raise ValueError("trainer.keep_last and trainer.attention_samples must be at least 0")
+        if self.average_last is not None and not 2 <= self.average_last <= self.keep_last:
+            raise ValueError(f"trainer.average_last={self.average_last}: use 2 to trainer.keep_last "
+                             f"({self.keep_last}) checkpoints, or null")
 
 
 @dataclass
@@ -197,10 +208,18 @@ class Trainer:
         loss = self.distributed.sum(loss_sum) / total_tokens
         if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # equal on every rank
             self.scaler.step(self.optimizer)
-            if self.scheduler is not None and not steps_on_validation(self.scheduler):
-                self.scheduler.step()
+            self._step_schedule_after_update()
         self.scaler.update()  # fp16: a skipped step also lowers the scale
         return loss.item(), grad_norm.item()
+
+    def _step_schedule_after_update(self) -> None:
+        scheduler = self.scheduler
+        if scheduler is None or steps_on_validation(scheduler):
+            return
+        if steps_on_budget(scheduler):
+            scheduler.step(self.budget_used(self.progress.step + 1))
+        else:
+            scheduler.step()
 
     def _update(self, group: list[list[int]], window: _Window) -> bool:
         """Makes one update from a group of global batches; returns False if it was skipped."""
@@ -253,6 +272,8 @@ class Trainer:
         progress = self.progress
         if progress.validated_at != progress.step:
             self._validate_and_save()
+        if self.config.average_last and self.distributed.is_main:
+            self._validate_average()
         self.board.flush()
         progress.seconds = time.monotonic() - self._clock
         training_seconds = progress.seconds - progress.validation_seconds
@@ -290,17 +311,30 @@ class Trainer:
         bar.close()
 
     def _limit_reached(self, step: int | None) -> bool:
+        progress = self.progress
+        if progress.stopped_early or (step is not None and progress.step >= step):
+            return True
+        return self.budget_used() >= 1
+
+    def budget_used(self, steps: int | None = None) -> float:
+        """The fraction of the training budget spent after `steps` updates (default: the updates
+        done): the largest of steps / max_steps, epochs / max_epochs (the current epoch counted by
+        its batches) and minutes / max_minutes. Training stops at 1; `BudgetDecay` follows it."""
         config, progress = self.config, self.progress
-        if progress.stopped_early:
-            return True
-        if any(limit is not None and progress.step >= limit for limit in (step, config.max_steps)):
-            return True
-        if config.max_epochs is not None and progress.epoch >= config.max_epochs:
-            return True
-        if config.max_minutes is None:
-            return False
-        # Clocks differ between ranks: rank 0 decides, so every rank stops at the same step.
-        return self.distributed.broadcast(time.monotonic() - self._clock >= 60 * config.max_minutes)
+        used = [0.0]
+        if config.max_steps is not None:
+            used.append((progress.step if steps is None else steps) / config.max_steps)
+        if config.max_epochs is not None:
+            used.append((progress.epoch + progress.batch_in_epoch / self._batches_per_epoch) / config.max_epochs)
+        if config.max_minutes is not None:
+            # Clocks differ between ranks: rank 0's decides, so every rank stops at the same step.
+            used.append(self.distributed.broadcast((time.monotonic() - self._clock) / (60 * config.max_minutes)))
+        return max(used)
+
+    @functools.cached_property
+    def _batches_per_epoch(self) -> int:
+        """The same in every epoch: reshuffling changes the batches' order and members, not their shapes."""
+        return len(self.train_data.batch_order(0))
 
     # --- logging ------------------------------------------------------------------------------
 
@@ -343,6 +377,39 @@ class Trainer:
         progress.validated_at = progress.step
         progress.validation_seconds += time.monotonic() - start
         self._save(metrics, best=improved)
+
+    def _validate_average(self) -> None:
+        """Averages the last `average_last` step checkpoints and validates the average, which
+        replaces `best.pt` if it beats the best so far: the choice is made on validation, as for
+        any checkpoint. Rank 0 alone, after training: the other ranks have nothing left to do."""
+        progress, layout = self.progress, self.layout
+        paths = layout.step_checkpoints()[-self.config.average_last:]
+        if len(paths) < 2:
+            log.info("no averaging: %d step checkpoint(s) (trainer.save_every sets how often they are written)",
+                     len(paths))
+            return
+        start = time.monotonic()
+        steps = [layout.checkpoint_step(path) for path in paths]
+        averaged = average_checkpoints(paths)
+        trained = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
+        self.model.load_state_dict(averaged["model"])
+        metrics = validate(self.model, self.valid_data, self.search, self.tgt_tokenizer, self.config.valid_max_tokens,
+                           self.device).metrics
+        self.model.load_state_dict(trained)
+        self.board.scalars("valid_averaged", metrics, progress.step)
+        improved = self._improves(metrics)
+        log.info("average of steps %s: valid loss %.3f ppl %.2f BLEU %.2f chrF %.2f (%s)", ", ".join(map(str, steps)),
+                 metrics["loss"], metrics["ppl"], metrics["bleu"], metrics["chrf"],
+                 "the new best.pt" if improved else f"best.pt stays step {progress.best_step}")
+        if improved:
+            averaged["valid"] = metrics
+            save_checkpoint(layout.best_checkpoint, averaged)
+            progress.best, progress.best_step, progress.best_averaged = metrics, steps[-1], steps
+            # last.pt learns of the new best too: a run resumed to train further compares with it
+            last = load_checkpoint(layout.last_checkpoint)
+            last["training"]["progress"] = asdict(progress)
+            save_checkpoint(layout.last_checkpoint, last)
+        progress.validation_seconds += time.monotonic() - start
 
     def _validate(self) -> dict[str, float]:
         result = validate(self.model, self.valid_data, self.search, self.tgt_tokenizer, self.config.valid_max_tokens,

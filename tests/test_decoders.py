@@ -1,6 +1,7 @@
 """Both decoder styles, the no-attention baseline, and the model options."""
 
 import copy
+import math
 from functools import partial
 
 import pytest
@@ -204,3 +205,22 @@ def test_state_under_bf16_autocast_stays_close_to_float64_over_a_long_target(sty
     # bf16 gate matmuls alone give ~0.003 here; a state rounded to bf16 every step gives ~0.02.
     for name, tensor in final.items():
         assert (tensor.double() - expected[name]).abs().max() < 0.008, name
+
+
+@pytest.mark.parametrize("share", [False, True], ids=["tied", "tied_and_shared"])
+def test_a_tied_model_starts_near_the_uniform_distribution(share):
+    """As output weights, N(0, 1) embedding rows would give logits of standard deviation ~sqrt(d)
+    times the readout's: a first loss far above log V. Tied matrices start at N(0, 1/d)."""
+    torch.manual_seed(0)
+    size, vocab = 256, 1000
+    model = Seq2Seq(encoder=partial(RNNEncoder, embedding_size=size, hidden_size=32),
+                    decoder=partial(BahdanauDecoder, embedding_size=size, hidden_size=64, readout_size=size,
+                                    scorer=partial(AdditiveScorer, hidden_size=32), tie_embeddings=True),
+                    src_vocab_size=vocab, tgt_vocab_size=vocab, share_embeddings=share)
+    weight = model.decoder.generator.weight
+    assert weight[PAD_ID].abs().sum() == 0
+    assert weight[PAD_ID + 1:].std().item() == pytest.approx(size ** -0.5, rel=0.02)
+    batch = collate(random_sentences(8), random_sentences(8), list(range(8)))
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID)
+    assert abs(loss.item() - math.log(vocab)) < 0.1

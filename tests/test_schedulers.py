@@ -3,6 +3,7 @@ scheduler config composes and instantiates (also under the SLURM launcher)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,12 +13,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.optim.lr_scheduler import LRScheduler
 
-from nmt.schedulers import ExponentialDecay, InverseSqrt, ReduceOnPlateau, steps_on_validation
+from nmt.schedulers import BudgetDecay, ExponentialDecay, InverseSqrt, ReduceOnPlateau, steps_on_budget, steps_on_validation
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 OPTIMS = sorted(p.stem for p in (CONFIGS / "optim").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONFIGS / "scheduler").glob("*.yaml"))
-STEPS_ON_VALIDATION = {"none": None, "plateau": True, "inverse_sqrt": False, "exponential": False}
+STEPS_ON_VALIDATION = {"none": None, "plateau": True, "inverse_sqrt": False, "exponential": False, "budget": False}
 """Every scheduler config, and whether it steps on validation (None: no scheduler)."""
 
 
@@ -65,6 +66,42 @@ def test_exponential_decay_with_staircase_halves_once_every_decay_steps():
     assert update_lrs(scheduler, updates=8) == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.125])
 
 
+def budget_lrs(scheduler: BudgetDecay, used: list[float]) -> list[float]:
+    """The lr of each update, the budget fraction after update n being `used[n]`."""
+    lrs = []
+    for fraction in used:
+        lrs.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step(fraction)
+    return lrs
+
+
+def test_budget_decay_falls_linearly_to_the_final_factor_as_the_budget_is_used():
+    used = [n / 5 for n in range(1, 6)]  # a 5-update budget
+    assert budget_lrs(BudgetDecay(sgd(lr=1.0)), used) == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    assert budget_lrs(BudgetDecay(sgd(lr=2.0), final_factor=0.5), used) == pytest.approx([2.0, 1.8, 1.6, 1.4, 1.2])
+    # the budget in minutes: the fractions come from the clock, unevenly
+    assert budget_lrs(BudgetDecay(sgd(lr=1.0)), [0.5, 0.6, 0.95, 1.2]) == pytest.approx([1.0, 0.5, 0.4, 0.05])
+
+
+def test_budget_decay_with_warmup_and_the_cosine_shape():
+    used = [n / 8 for n in range(1, 9)]
+    warm = budget_lrs(BudgetDecay(sgd(lr=1.0), warmup_steps=4), used)
+    assert warm == pytest.approx([0.25, 2 / 4 * 7 / 8, 3 / 4 * 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    cosine = budget_lrs(BudgetDecay(sgd(lr=1.0), shape="cosine", final_factor=0.1), used)
+    expected = [0.1 + 0.9 * (1 + math.cos(math.pi * n / 8)) / 2 for n in range(8)]
+    assert cosine == pytest.approx(expected)
+    assert cosine[4] == pytest.approx(0.55)  # halfway: halfway between the peak and the floor
+
+
+@pytest.mark.parametrize("settings, message", [({"warmup_steps": -1}, "warmup_steps=-1"),
+                                               ({"shape": "step"}, "shape='step'"),
+                                               ({"final_factor": 1.5}, "final_factor=1.5")])
+def test_budget_decay_names_a_bad_setting(settings, message):
+    with pytest.raises(ValueError, match=f"scheduler.{message}"):
+        BudgetDecay(sgd(lr=1.0), **settings)
+
+
 def test_plateau_on_bleu_halves_the_lr_when_patience_is_exceeded():
     scheduler = ReduceOnPlateau(sgd(lr=1.0), metric="bleu", factor=0.5, patience=2)
     # 10 and 12 improve; 11, 12 (a tie) and 11.5 do not: the third of them exceeds patience 2
@@ -90,6 +127,7 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], LRScheduler]] = {
     "exponential": lambda optimizer: ExponentialDecay(optimizer, decay_rate=0.7, decay_steps=3, start_step=2,
                                                       min_lr=1e-3),
     "plateau": lambda optimizer: ReduceOnPlateau(optimizer, metric="bleu", factor=0.5, patience=1),
+    "budget": lambda optimizer: BudgetDecay(optimizer, warmup_steps=3, shape="cosine", final_factor=0.1),
 }
 BLEU = [3.0, 5.0, 4.0, 4.5, 6.0, 5.0, 5.5, 5.9, 2.0, 7.0, 1.0, 1.0]
 
@@ -101,6 +139,8 @@ def run_steps(scheduler: LRScheduler, steps: range) -> list[float]:
         scheduler.optimizer.step()
         if steps_on_validation(scheduler):
             scheduler.step(BLEU[step])
+        elif steps_on_budget(scheduler):
+            scheduler.step((step + 1) / len(BLEU))
         else:
             scheduler.step()
         lrs.append(scheduler.optimizer.param_groups[0]["lr"])

@@ -1,5 +1,6 @@
 import math
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -213,6 +214,85 @@ def test_a_plateau_schedule_steps_on_the_validation_metric(tmp_path, target_toke
     # validations at steps 2, 4, 6, 8 never improve on the first; torch's patience 1 halves the
     # lr at the second bad one (step 6) and then starts counting again
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005, rel=1e-12)
+
+
+def record_update_lrs(trainer: Trainer) -> list[float]:
+    """The lr of every update the trainer makes from now on (filled as it trains)."""
+    lrs, step = [], trainer.scaler.step  # the trainer steps the optimizer through its scaler
+
+    def recording_step(optimizer, *args, **kwargs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        return step(optimizer, *args, **kwargs)
+
+    trainer.scaler.step = recording_step
+    return lrs
+
+
+def test_a_budget_schedule_decays_to_zero_at_the_step_limit(tmp_path, target_tokenizer):
+    from nmt.schedulers import BudgetDecay
+
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=8, valid_every=8, scheduler=BudgetDecay)
+    lrs = record_update_lrs(trainer)
+    trainer.fit()
+    assert lrs == pytest.approx([0.01 * (1 - n / 8) for n in range(8)])  # update n + 1: n of 8 spent
+
+
+def test_a_budget_schedule_follows_the_clock_under_a_minute_limit(tmp_path, target_tokenizer, monkeypatch):
+    """Each update takes 9 s of a fake clock: a 1-minute budget ends after 7 updates (63 s), and
+    the lr of each is the optimizer's times the share of the minute still left before it."""
+    from nmt.schedulers import BudgetDecay
+
+    clock = [1000.0]
+    monkeypatch.setattr(training_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=None, max_minutes=1, valid_every=100,
+                           scheduler=BudgetDecay)
+    lrs = record_update_lrs(trainer)
+    step = trainer.train_step
+
+    def nine_seconds_step(*args):
+        clock[0] += 9.0
+        return step(*args)
+
+    trainer.train_step = nine_seconds_step
+    trainer.fit()
+    assert trainer.progress.step == 7
+    assert lrs == pytest.approx([0.01 * (1 - 9 * n / 60) for n in range(7)])
+
+
+@pytest.mark.parametrize("averaged_bleu", [6.0, 4.0], ids=["average_better", "average_worse"])
+def test_the_average_of_the_last_checkpoints_becomes_best_only_if_it_validates_better(
+        tmp_path, target_tokenizer, monkeypatch, averaged_bleu):
+    validations = iter([5.0, averaged_bleu])  # the last step's, then the average's
+    monkeypatch.setattr(training_module, "validate", lambda *args: SimpleNamespace(
+        metrics={"loss": 1.0, "ppl": 2.7, "bleu": next(validations), "chrf": 1.0}))
+    trainer = make_trainer(tmp_path, target_tokenizer, max_steps=6, save_every=2, valid_every=6, keep_last=3,
+                           average_last=3, attention_samples=0)
+    trainer.fit()
+    layout = trainer.layout
+    steps = [load_checkpoint(layout.step_checkpoint(step))["model"] for step in (2, 4, 6)]
+    best = load_checkpoint(layout.best_checkpoint)
+    last_progress = load_checkpoint(layout.last_checkpoint)["training"]["progress"]
+    if averaged_bleu > 5.0:
+        for name, tensor in best["model"].items():
+            mean = sum(step[name].double() for step in steps) / 3
+            assert torch.allclose(tensor.double(), mean, rtol=0, atol=1e-7), name
+        assert trainer.progress.best_averaged == last_progress["best_averaged"] == [2, 4, 6]
+        assert best["valid"]["bleu"] == 6.0
+    else:
+        for name, tensor in best["model"].items():
+            assert torch.equal(tensor, steps[-1][name]), name
+        assert trainer.progress.best_averaged == last_progress["best_averaged"] == []
+    assert not torch.equal(steps[0]["decoder.generator.weight"], steps[-1]["decoder.generator.weight"])
+    # the model itself keeps its last trained weights
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, steps[-1][name]), name
+
+
+def test_averaging_needs_two_to_keep_last_checkpoints():
+    with pytest.raises(ValueError, match="trainer.average_last=6: use 2 to trainer.keep_last \\(5\\)"):
+        TrainerConfig(max_steps=1, average_last=6)
+    with pytest.raises(ValueError, match="trainer.average_last=1"):
+        TrainerConfig(max_steps=1, average_last=1)
 
 
 def test_coverage_penalty_is_the_overlap_of_attention_with_its_past():

@@ -41,10 +41,10 @@ class Seq2Seq(nn.Module):
             if source.shape != target.shape:
                 raise ValueError(f"share_embeddings needs equal vocabularies and embedding sizes: source "
                                  f"{tuple(source.shape)}, target {tuple(target.shape)} (use tokenizer.joint=true)")
-            tied = self.decoder.generator.weight is target
-            self.decoder.embedding.weight = source
-            if tied:  # keep the output projection tied to the (now shared) embedding
-                self.decoder.generator.weight = source
+            if self.decoder.generator.weight is target:  # tied: all three share the decoder's matrix,
+                self.encoder.embedding.weight = target   # initialized for its role as output weights
+            else:
+                self.decoder.embedding.weight = source
         if INITIALIZERS[init] is not None:
             INITIALIZERS[init](self)
 
