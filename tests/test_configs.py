@@ -30,7 +30,8 @@ def compose_train(*overrides: str):
                                        *[[f"model/attention={a}"] for a in ATTENTIONS]])
 def test_every_config_instantiates(overrides):
     cfg = compose_train(*overrides)
-    model = instantiate(cfg.model, src_vocab_size=30, tgt_vocab_size=40)
+    src_vocab = 40 if cfg.model.share_embeddings else 30  # one shared matrix needs one vocabulary
+    model = instantiate(cfg.model, src_vocab_size=src_vocab, tgt_vocab_size=40)
     assert model.decoder.generator.out_features == 40
     instantiate(cfg.trainer), instantiate(cfg.tokenizer), instantiate(cfg.data), instantiate(cfg.decode)
 
