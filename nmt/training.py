@@ -38,7 +38,7 @@ from nmt.run_layout import RunLayout
 from nmt.schedulers import steps_on_budget, steps_on_validation
 from nmt.search import Search
 from nmt.tokenizer import Tokenizer
-from nmt.validation import ValidationData, validate
+from nmt.validation import ValidationData, ValidationResult, validate
 
 log = logging.getLogger(__name__)
 
@@ -393,8 +393,7 @@ class Trainer:
         averaged = average_checkpoints(paths)
         trained = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
         self.model.load_state_dict(averaged["model"])
-        metrics = validate(self.model, self.valid_data, self.search, self.tgt_tokenizer, self.config.valid_max_tokens,
-                           self.device).metrics
+        metrics = self._decode_validation().metrics
         self.model.load_state_dict(trained)
         self.board.scalars("valid_averaged", metrics, progress.step)
         improved = self._improves(metrics)
@@ -411,9 +410,13 @@ class Trainer:
             save_checkpoint(layout.last_checkpoint, last)
         progress.validation_seconds += time.monotonic() - start
 
+    def _decode_validation(self) -> ValidationResult:
+        """The model as it stands on the validation set: loss, decoded hypotheses, metrics."""
+        return validate(self.model, self.valid_data, self.search, self.tgt_tokenizer, self.config.valid_max_tokens,
+                        self.device)
+
     def _validate(self) -> dict[str, float]:
-        result = validate(self.model, self.valid_data, self.search, self.tgt_tokenizer, self.config.valid_max_tokens,
-                          self.device)
+        result = self._decode_validation()
         shown = min(self.config.attention_samples, len(self.valid_data.src_ids))
         if shown:
             step = self.progress.step
