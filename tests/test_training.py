@@ -1,9 +1,14 @@
 import math
 import random
+from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch.testing import assert_close
 
 from nmt import training as training_module
 from nmt.checkpoint import load_checkpoint
@@ -29,10 +34,10 @@ def target_tokenizer(tmp_path_factory) -> Tokenizer:
 
 
 def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32, scheduler=None,
-                 run_config=None, **config) -> Trainer:
+                 run_config=None, optimizer=partial(torch.optim.Adam, lr=0.01), **config) -> Trainer:
     model = tiny_model(dropout=dropout, dtype=dtype)
     src, tgt = random_sentences(16), random_sentences(16)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = optimizer(model.parameters())
     return Trainer(
         model=model, optimizer=optimizer, scheduler=scheduler(optimizer) if scheduler else None,
         train_data=ParallelData.from_lists(src, tgt, max_tokens=80, seed=0),
@@ -57,6 +62,25 @@ def test_train_step_lowers_the_loss_in_every_precision(tmp_path, target_tokenize
     assert all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < 0.7 * losses[0]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_the_configured_fused_adam_updates_like_the_per_parameter_one(tmp_path, target_tokenizer, precision):
+    """configs/optim/adam.yaml asks for torch's fused Adam (one kernel for all parameters, faster
+    on this CPU); under every precision, grad scaler included, it follows the per-parameter loop."""
+    optim = OmegaConf.load(Path(__file__).parents[1] / "configs" / "optim" / "adam.yaml")
+    trainers = []
+    for name, optimizer in [("fused", instantiate(optim)), ("loop", partial(torch.optim.Adam, lr=optim.lr))]:
+        random.seed(0)
+        torch.manual_seed(0)
+        trainers.append(make_trainer(tmp_path / name, target_tokenizer, precision=precision, optimizer=optimizer))
+    fused, loop = trainers
+    assert fused.optimizer.defaults["fused"] and not loop.optimizer.defaults["fused"]
+    for _ in range(5):
+        losses = [trainer.train_step(*first_batch(trainer))[0] for trainer in trainers]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    for (name, a), b in zip(fused.model.named_parameters(), loop.model.parameters()):
+        assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_fp16_scaler_unscales_before_clipping(tmp_path, target_tokenizer):
