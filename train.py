@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from nmt.errors import UserError
 from nmt.experiment import run
+from nmt.heap import bound_onednn_cache
 from nmt.run_layout import RunLayout
 from nmt.sweep import one_line, record_failure
 
@@ -25,6 +26,7 @@ from nmt.sweep import one_line, record_failure
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Runs one configuration; returns test BLEU (the value a Hydra sweeper would optimize)."""
+    bound_onednn_cache()
     if int(os.environ.get("RANK", "0")) > 0:
         logging.getLogger().setLevel(logging.WARNING)  # one log per run: rank 0's
     hydra_config = HydraConfig.get()

@@ -33,6 +33,7 @@ from nmt.distributed import resolve_device
 from nmt.errors import UserError
 from nmt.evaluation import score
 from nmt.flops import count_flops
+from nmt.heap import bound_onednn_cache
 from nmt.precision import AUTOCAST_DTYPES
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
@@ -241,6 +242,7 @@ def isolated(task: str, **arguments: Any) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     """`python -m nmt.measurements SPEC.json`: runs the task SPEC names and writes its result."""
+    bound_onednn_cache()  # as `train.py` does, so that the benchmark measures what training runs
     spec = json.loads(Path(argv[0]).read_text())
     try:
         result = TASKS[spec["task"]](**spec["arguments"])
