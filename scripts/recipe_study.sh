@@ -54,8 +54,13 @@ decode() {  # decode HYP ALPHA PREFIX CHECKPOINT...: beam 5 on PREFIX.de into HY
     $PYTHON scripts/translate.py --checkpoint "$@" --input "$prefix.de" --alpha "$alpha" --output "$hyp"
 }
 
+hyp_path() {  # hyp_path RUN CHECKPOINT ALPHA PREFIX: where decode_bleu writes the checkpoint's output
+    echo "$1/decoded.${2//\//_}.$3.$(basename "$4").hyp"
+}
+
 decode_bleu() {  # decode_bleu RUN CHECKPOINT ALPHA PREFIX: beam-5 BLEU of the checkpoint on PREFIX.de -> PREFIX.en
-    local hyp="$1/decoded.${2//\//_}.$3.$(basename "$4").hyp"
+    local hyp
+    hyp=$(hyp_path "$@")
     decode "$hyp" "$3" "$4" "$1/$2"
     score BLEU "$hyp" "$4.en"
 }
@@ -83,7 +88,7 @@ ensemble_table() {  # beam 5, alpha 1.0, on val and test: each 2-hour run's best
     for run in "$TWO_HOURS"/*/; do
         run=${run%/}
         checkpoints+=("$run/checkpoints/best.pt")
-        hyp="$run/decoded.checkpoints_best.pt.1.0.$(basename $TEST).hyp"
+        hyp=$(hyp_path "$run" checkpoints/best.pt 1.0 $TEST)
         echo "| $(basename "$run") | $(decode_bleu "$run" checkpoints/best.pt 1.0 $VAL)" \
              "| $(decode_bleu "$run" checkpoints/best.pt 1.0 $TEST) | $(score chrF "$hyp" $TEST.en) |"
     done
