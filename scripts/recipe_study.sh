@@ -114,6 +114,8 @@ two_hours() {
     for seed in 1 2; do
         $PYTHON train.py +experiment=bahdanau_best trainer.max_minutes=118 seed=$seed trainer.progress_bar=false \
             hydra.run.dir=$TWO_HOURS/bahdanau_best_seed$seed &
+        # the ensemble needs one tokenizer: seed 2 starts once seed 1 has its (trained or cached) one
+        until [ -f "$TWO_HOURS/bahdanau_best_seed$seed/tokenizer/tgt.model" ] || ! kill -0 $! 2>/dev/null; do sleep 2; done
     done
     wait
 }
