@@ -160,9 +160,8 @@ def measure_decoding(config: dict[str, Any], checkpoint: str, jobs: list[dict[st
         for number, (job, search, indices) in enumerate(zip(jobs, searches, lines)):
             if repeat < job["repeats"]:
                 ids = [src_ids[i] for i in indices]
-                with torch.inference_mode():
-                    taken, outputs[number] = _timed(
-                        lambda: translate_ids(model, ids, search, max_tokens, device, precision), device)
+                taken, outputs[number] = _timed(
+                    lambda: translate_ids(model, ids, search, max_tokens, device, precision), device)
                 seconds[number].append(taken)
     results = []
     for job, search, indices, times, output in zip(jobs, searches, lines, seconds, outputs):

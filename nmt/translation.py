@@ -25,6 +25,10 @@ def translate_hypotheses(model: Decodable, src_ids: list[list[int]], search: Sea
 
     `precision` bf16 or fp16 runs the model's matmuls under autocast (`nmt.precision`): faster
     where the hardware has 16-bit matmuls, with scores and the recurrent state still fp32.
+
+    The searches run under `torch.no_grad`; do not wrap this in `torch.inference_mode`: autocast
+    keeps no 16-bit copies of the weights there, so every decoder step would cast every weight
+    matrix again (greedy decoding of test_2016_flickr: 2.8 s instead of 2.1 s in bf16).
     """
     model.eval()
     outputs: list[list[Hypothesis]] = [[] for _ in src_ids]

@@ -162,8 +162,7 @@ class Translator:
         decoder = self.search(search, return_attention=attention or None, **overrides)
         todo = [i for i, sentence in enumerate(sentences) if sentence.strip()]
         src_ids = self._encode([sentences[i] for i in todo], [first_line + i for i in todo])
-        with torch.inference_mode():
-            found = translate_hypotheses(self.model, src_ids, decoder, self.max_tokens, self.device, self.precision)
+        found = translate_hypotheses(self.model, src_ids, decoder, self.max_tokens, self.device, self.precision)
         results: list[list[Translation]] = [[] for _ in sentences]
         for index, ids, hypotheses in zip(todo, src_ids, found):
             source_pieces = self._pieces(self.src_tokenizer, ids)  # once per sentence, not per hypothesis

@@ -209,3 +209,20 @@ def test_the_tool_rejects_an_unknown_precision_in_one_line(checkpoint, tmp_path,
     assert "invalid choice: 'fp8'" in capsys.readouterr().err
     with pytest.raises(UserError, match="precision='fp8': use one of fp32, bf16, fp16"):
         Translator.from_checkpoint(checkpoint, device="cpu", precision="fp8")
+
+
+def test_bf16_decoding_casts_each_weight_once_per_batch_not_once_per_step(tokenizers, tmp_path):
+    """Autocast keeps a 16-bit copy of each weight for its region, except in inference mode,
+    where every decoder step would cast every weight matrix again."""
+    _, payload = tiny_checkpoint(tokenizers, seed=1)
+    payload["config"]["decode_precision"] = "bf16"
+    save_checkpoint(tmp_path / "bf16.pt", payload)
+    translator = Translator.from_checkpoint(tmp_path / "bf16.pt", device="cpu", max_tokens=100_000)  # one batch
+    generator = translator.model.decoder.generator.weight
+    steps = []
+    translator.model.decoder.generator.register_forward_hook(lambda *args: steps.append(1))
+    with torch.profiler.profile(record_shapes=True) as profile:  # every output 6 tokens long: 6 steps
+        translator.translate(SOURCES, search="greedy", max_length_ratio=0, max_length_offset=6, min_length_offset=6)
+    weight_casts = [event for event in profile.events()
+                    if event.name == "aten::_to_copy" and event.input_shapes[:1] == [list(generator.shape)]]
+    assert len(steps) == 6 and len(weight_casts) == 1
