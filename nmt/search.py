@@ -119,7 +119,8 @@ class Search:
         return minimum, maximum.clamp(min=1)
 
     def _step(self, model: Decodable, history: torch.Tensor, state: Any, memory: Any, min_lengths: torch.Tensor,
-              max_lengths: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor]:
+              max_lengths: torch.Tensor, longest_minimum: int, shortest_maximum: int
+              ) -> tuple[torch.Tensor, Any, torch.Tensor]:
         """The model's next-token log-probabilities with every search's masks (banned: -inf).
 
         EOS is decided last: it is allowed unless the hypothesis is too short and some other
@@ -128,6 +129,9 @@ class Search:
         Args:
             history: (N, t + 1) BOS and the t tokens generated so far.
             min_lengths, max_lengths: (N,) each row's limits (see `length_limits`).
+            longest_minimum, shortest_maximum: the batch's largest minimum and smallest maximum
+                length (host integers, known once per batch): at steps where no row can be too
+                short or at its limit, the passes over (N, V) those masks need are skipped.
 
         Returns:
             log-probabilities (N, V), the model's new state, attention weights (N, S).
@@ -138,9 +142,12 @@ class Search:
         log_probs[:, NEVER_GENERATED + [EOS_ID]] = NEG_INF
         if self.no_repeat_ngram_size:
             _block_repeated_ngrams(log_probs, history[:, 1:], self.no_repeat_ngram_size)
-        log_probs.masked_fill_((length >= max_lengths).unsqueeze(1), NEG_INF)  # at the limit: only EOS
-        something_else = log_probs.amax(dim=-1) > NEG_INF  # (N,)
-        log_probs[:, EOS_ID] = eos.masked_fill((length < min_lengths) & something_else, NEG_INF)
+        if length >= shortest_maximum:
+            log_probs.masked_fill_((length >= max_lengths).unsqueeze(1), NEG_INF)  # at the limit: only EOS
+        if length < longest_minimum:
+            something_else = log_probs.amax(dim=-1) > NEG_INF  # (N,)
+            eos = eos.masked_fill((length < min_lengths) & something_else, NEG_INF)
+        log_probs[:, EOS_ID] = eos
         return log_probs, state, weights
 
 
@@ -182,7 +189,7 @@ class GreedySearch(Search):
         src_lengths = src_lengths.to(device)
         memory, state = model.start(src, src_lengths)
         min_lengths, max_lengths = self.length_limits(src_lengths)
-        steps = int(max_lengths.max())
+        steps, bounds = int(max_lengths.max()), (int(min_lengths.max()), int(max_lengths.min()))
         history = torch.full((batch_size, steps + 1), BOS_ID, dtype=torch.long, device=device)
         finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
         log_prob_sums = torch.zeros(batch_size, dtype=torch.float64, device=device)
@@ -190,7 +197,7 @@ class GreedySearch(Search):
         attention = []
         for step in range(steps):  # finished rows keep stepping (their tokens become EOS): no resizing
             log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, min_lengths,
-                                                   max_lengths)
+                                                   max_lengths, *bounds)
             tokens = self._pick(log_probs, generator).masked_fill_(finished, EOS_ID)  # (B,)
             chosen = log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1).double()
             log_prob_sums += chosen.masked_fill_(finished, 0.0)
@@ -358,7 +365,7 @@ class BeamSearch(Search):
         memory, state = model.reorder(memory, state, torch.arange(batch_size, device=device).repeat_interleave(beam))
         memory_rows = batch_size * beam
         min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
-        steps = int(max_lengths.max())
+        steps, bounds = int(max_lengths.max()), (int(min_lengths.max()), int(max_lengths.min()))
         # Per batch, not per step: each row's limits, and each sentence's penalty at its limit
         # (the exact rule's bound); both shrink with the batch when sentences finish.
         row_min, row_max = min_lengths.repeat_interleave(beam), max_lengths.repeat_interleave(beam)  # (A*K,)
@@ -381,7 +388,8 @@ class BeamSearch(Search):
         done_chunks: list[tuple[torch.Tensor, _Finished]] = []
         for step in range(steps):
             active = sentences.size(0)
-            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, row_min, row_max)
+            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, row_min, row_max,
+                                                   *bounds)
             if self.return_attention and attention is None:  # the model's dtype is known from now on
                 attention = weights.new_zeros(active * beam, steps, weights.size(-1))
                 finished.attention = weights.new_zeros(active, capacity, steps, weights.size(-1))
@@ -389,17 +397,24 @@ class BeamSearch(Search):
                 attention[:, step] = weights
             if coverage is not None:
                 coverage += weights
-            vocab_size = log_probs.size(-1)
-            # Open scores keep the model's precision: float64 over (A, K, V) would double the cost
-            # of the sum and the top-k for float32 models; finished scores are float64 anyway.
+            # Open scores keep the model's precision: float64 would double the cost of the sums
+            # and the top-k for float32 models; finished scores are float64 anyway.
             open_log_probs = open_log_probs.to(log_probs.dtype)
-            extensions = open_log_probs.unsqueeze(-1) + log_probs.view(active, beam, vocab_size)  # (A, K, V)
-            finished = finished.merge(self._eos_extensions(extensions, step, history, coverage, attention,
+            # Of the (A, K, V) extensions open + log_probs only two kinds are ever used: those
+            # ending with EOS, and the best beam_size others, each of which is among the best
+            # beam_size of its own row. So the sums and the top-k run over (A, K, K) candidates,
+            # not over every extension (the same choice; a top-k over (A*K, V) remains).
+            ending = open_log_probs + log_probs[:, EOS_ID].view(active, beam)  # (A, K)
+            log_probs[:, EOS_ID] = NEG_INF
+            row_best, row_tokens = log_probs.topk(min(beam, log_probs.size(-1)), dim=-1)  # (A*K, K')
+            candidates = (open_log_probs.unsqueeze(-1) + row_best.view(active, beam, -1)).view(active, -1)
+            kth = (torch.cat([candidates, ending], 1).topk(beam, dim=-1).values[:, -1:]  # of every extension
+                   if self.stop_early else None)
+            finished = finished.merge(self._eos_extensions(ending, kth, step, history, coverage, attention,
                                                            source_mask))
-            extensions[:, :, EOS_ID] = NEG_INF  # the best beam_size others stay open
-            open_log_probs, best = extensions.view(active, -1).topk(beam, dim=-1)  # (A, K) best first
-            tokens = best % vocab_size
-            rows = torch.arange(active, device=device).unsqueeze(1) * beam + best // vocab_size  # (A, K) parents
+            open_log_probs, best = candidates.topk(beam, dim=-1)  # (A, K) best first
+            tokens = row_tokens.view(active, -1).gather(1, best)
+            rows = torch.arange(active, device=device).unsqueeze(1) * beam + best // row_best.size(1)  # (A, K) parents
             done = self._done(finished.scores, open_log_probs, limit_penalties)  # (A,)
             if bool(done.any()):  # the step's one host sync; finished sentences leave the batch
                 ended, keep = done.nonzero().squeeze(1), (~done).nonzero().squeeze(1)
@@ -424,23 +439,22 @@ class BeamSearch(Search):
                 attention = attention.index_select(0, rows)
         return self._hypotheses(done_chunks, batch_size, src_lengths.tolist())
 
-    def _eos_extensions(self, extensions: torch.Tensor, step: int, history: torch.Tensor,
+    def _eos_extensions(self, log_probs: torch.Tensor, kth: torch.Tensor | None, step: int, history: torch.Tensor,
                         coverage: torch.Tensor | None, attention: torch.Tensor | None, source_mask: torch.Tensor
                         ) -> _Finished:
         """Every open hypothesis ended by EOS at this step (stopping early: those ranked within
         the best beam_size extensions; the others get -inf).
 
         Args:
-            extensions: (A, K, V) log P of every extension.
+            log_probs: (A, K) log P of each open hypothesis extended by EOS.
+            kth: (A, 1) the beam_size-th best log P of all extensions (stopping early only).
             history: (A*K, T + 1) BOS and the tokens so far; coverage (A*K, S) and attention
                 (A*K, T, S) include this step.
             source_mask: (A, S) real source positions.
         """
-        active, beam, _ = extensions.shape
-        log_probs = extensions[:, :, EOS_ID].clone()  # (A, K)
-        if self.stop_early:
-            kth = extensions.view(active, -1).topk(beam, dim=-1).values[:, -1:]  # (A, 1)
-            log_probs.masked_fill_(log_probs < kth, NEG_INF)
+        active, beam = log_probs.shape
+        if kth is not None:
+            log_probs = log_probs.masked_fill(log_probs < kth, NEG_INF)
         scores = log_probs / float(self.penalty(torch.tensor(step + 1)))  # a float: no device sync
         if coverage is not None:
             mask = source_mask.repeat_interleave(beam, dim=0)  # (A*K, S)
