@@ -74,7 +74,8 @@ class TrainerConfig:
         valid_max_tokens: token budget of a validation batch.
         precision: `fp32`, `bf16` (autocast) or `fp16` (autocast with a gradient scaler).
             Weights and optimizer state stay fp32; validation runs in fp32.
-        compile: run the training forward through `torch.compile`.
+        compile: run the decoder step of the teacher-forced forward through `torch.compile`
+            (`RecurrentDecoder.compile_teacher_forcing`).
         resume: `auto` (continue from the run directory's `last.pt` when it exists), a
             checkpoint path, or None (start afresh).
         attention_samples: validation sentences whose attention maps and translations are
@@ -167,8 +168,9 @@ class Trainer:
         saved_rng = self._resume(resume_from) if resume_from else None
         self.ddp = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
                     if distributed.enabled else None)
-        network = self.ddp or model
-        self.network = torch.compile(network) if config.compile else network
+        self.network = self.ddp or model
+        if config.compile:
+            model.decoder.compile_teacher_forcing()
         self.board = Board(layout.tensorboard if distributed.is_main else None,
                            purge_step=self.progress.step if resume_from else None)
         self._clock = time.monotonic() - self.progress.seconds

@@ -224,3 +224,27 @@ def test_a_tied_model_starts_near_the_uniform_distribution(share):
     logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
     loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID)
     assert abs(loss.item() - math.log(vocab)) < 0.1
+
+
+@pytest.mark.parametrize("style", ["bahdanau", pytest.param("luong_input_feeding", marks=pytest.mark.slow)])
+def test_a_compiled_teacher_forced_step_gives_the_eager_logits_and_gradients(style):
+    """`compile_teacher_forcing` changes how the step runs, not what it computes; a copy of the
+    compiled model steps with its own parameters. (float32: what training compiles.)"""
+    torch.manual_seed(0)
+    eager = build(style, dtype=torch.float32).eval()
+    compiled = copy.deepcopy(eager)
+    compiled.decoder.compile_teacher_forcing()
+    for length in (5, 9):  # batches of other lengths
+        batch = collate(random_sentences(6, max_length=length), random_sentences(6, max_length=length), list(range(6)))
+        outputs = [model(batch.src, batch.src_lengths, batch.tgt_in) for model in (eager, compiled)]
+        for expected, actual in zip(*outputs):
+            assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+        grads = [torch.autograd.grad(logits.square().sum(), list(model.parameters()))
+                 for model, (logits, _) in zip((eager, compiled), outputs)]
+        for expected, actual in zip(*grads):
+            assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+    copied = copy.deepcopy(compiled)
+    with torch.no_grad():
+        copied.decoder.generator.bias.add_(1.0)
+    logits, _ = copied(batch.src, batch.src_lengths, batch.tgt_in)
+    assert_close(logits, outputs[1][0] + 1.0, rtol=1e-5, atol=1e-5)

@@ -17,6 +17,7 @@ per step; without autocast the casts are no-ops.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,6 +89,7 @@ class RecurrentDecoder(nn.Module):
         self.init_state = nn.Linear(init_size, num_layers * hidden_size)
         self.rnn = GRUStack(embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
         self.generator = nn.Linear(readout_size, vocab_size)
+        self._teacher_forced_step: Callable[..., tuple[DecoderState, torch.Tensor, torch.Tensor]] | None = None
         if tie_embeddings:
             if readout_size != embedding_size:
                 raise ValueError(f"tie_embeddings needs the readout size ({readout_size}) to equal the "
@@ -99,6 +101,22 @@ class RecurrentDecoder(nn.Module):
             with torch.no_grad():
                 self.embedding.weight[PAD_ID].zero_()
             self.generator.weight = self.embedding.weight
+
+    def compile_teacher_forcing(self) -> None:
+        """Runs `step` through `torch.compile` in the teacher-forced forward (training, validation
+        loss); free-running decoding (`decode_step`) stays eager.
+
+        Why the step and not the whole forward: the step is the unit repeated at every target
+        position, so one graph with dynamic sizes serves every batch, where the whole forward
+        unrolls the loop and recompiles for every target length. The step's elementwise work
+        (attention energies, softmax, GRU gates and their backward) becomes a few fused kernels:
+        `+experiment=bahdanau` trains 1.1x faster in bf16 and 1.2x in fp32 on a 2-core CPU.
+        Decoding stays eager: there autocast's cached 16-bit weights, which a compiled graph
+        would cast again at every step, make eager the faster (greedy, test_2016_flickr: 2.1 s
+        eager, 2.4 s compiled). Compiles the unbound method, so a copy of the module
+        (`copy.deepcopy`) steps itself, not the original.
+        """
+        self._teacher_forced_step = torch.compile(type(self).step, dynamic=True)
 
     def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
         """Precomputes the attention keys and the initial state s(0) = tanh(W_s backward h(1)).
@@ -148,9 +166,11 @@ class RecurrentDecoder(nn.Module):
             logits (B, T, V) and attention weights (B, T, S).
         """
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
+        step = (functools.partial(self._teacher_forced_step, self) if self._teacher_forced_step is not None
+                else self.step)
         features, weights = [], []
         for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
-            state, step_features, alpha = self.step(static_gates, state, memory)
+            state, step_features, alpha = step(static_gates, state, memory)
             features.append(step_features)
             weights.append(alpha)
         readout = self.readout(torch.stack(features, 1), embedded)  # (B, T, R)
