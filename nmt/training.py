@@ -74,8 +74,8 @@ class TrainerConfig:
         valid_max_tokens: token budget of a validation batch.
         precision: `fp32`, `bf16` (autocast) or `fp16` (autocast with a gradient scaler).
             Weights and optimizer state stay fp32; validation runs in fp32.
-        compile: run the decoder step of the teacher-forced forward through `torch.compile`
-            (`RecurrentDecoder.compile_teacher_forcing`).
+        compile: run the decoder step of the teacher-forced forward and the training loss through
+            `torch.compile` (`RecurrentDecoder.compile_teacher_forcing`, `SmoothedCrossEntropy`).
         resume: `auto` (continue from the run directory's `last.pt` when it exists), a
             checkpoint path, or None (start afresh).
         attention_samples: validation sentences whose attention maps and translations are
@@ -202,7 +202,7 @@ class Trainer:
             with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
                 with autocast(self.device, self.config.precision):
                     loss = weight * token_loss_sum(self.network, batch, self.config.label_smoothing,
-                                                   self.config.coverage_loss_weight)
+                                                   self.config.coverage_loss_weight, self.config.compile)
                 self.scaler.scale(loss * scale).backward()
             loss_sum += loss.detach().float()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones

@@ -51,9 +51,11 @@ def test_an_unknown_key_is_named():
 @pytest.mark.parametrize("overrides", [*[experiment_run(e) for e in EXPERIMENTS],
                                        *[[f"model/attention={a}"] for a in ATTENTIONS]])
 def test_every_config_trains_a_few_steps_on_the_toy_task(overrides, tmp_path):
+    # compile=false: compiling takes ~30 s a run; the compiled step and loss have their own tests
+    # (test_decoders, test_loss, and test_training's slow one)
     cfg = compose_train(*overrides, "data=toy", f"data_root={tmp_path}/data", "data.num_train=100",
                         "data.num_valid=4", "data.num_test=4", "trainer.max_steps=2", "trainer.valid_every=2",
-                        "trainer.progress_bar=false", "decode.beam_size=2", "device=cpu")
+                        "trainer.progress_bar=false", "decode.beam_size=2", "device=cpu", "trainer.compile=false")
     scores = run(cfg, tmp_path / "run")
     assert 0 <= scores.bleu <= 100
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()

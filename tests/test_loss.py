@@ -6,9 +6,10 @@ from nmt.loss import SmoothedCrossEntropy
 from nmt.tokenizer import PAD_ID
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["blockwise", "compiled"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_blockwise_cross_entropy_equals_the_float64_reference(smoothing, dtype):
+def test_the_cross_entropy_equals_the_float64_reference(smoothing, dtype, compiled):
     torch.manual_seed(0)
     rows, vocab = 150, 37  # 150 rows: blocks of 64, 64 and a short one
     logits = (3 * torch.randn(rows, vocab)).to(dtype).requires_grad_()
@@ -19,7 +20,7 @@ def test_blockwise_cross_entropy_equals_the_float64_reference(smoothing, dtype):
                                 label_smoothing=smoothing)
     (2.5 * reference).backward()
 
-    loss = SmoothedCrossEntropy.apply(logits, target, smoothing)
+    loss = SmoothedCrossEntropy.apply(logits, target, smoothing, compiled)
     (2.5 * loss).backward()
 
     assert loss.dtype == torch.float32
