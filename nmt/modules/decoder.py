@@ -110,7 +110,8 @@ class RecurrentDecoder(nn.Module):
         position, so one graph with dynamic sizes serves every batch, where the whole forward
         unrolls the loop and recompiles for every target length. The step's elementwise work
         (attention energies, softmax, GRU gates and their backward) becomes a few fused kernels:
-        `+experiment=bahdanau` trains 1.1x faster in bf16 and 1.2x in fp32 on a 2-core CPU.
+        `+experiment=bahdanau` trains 1.04x faster in bf16 and 1.10x in fp32 on a 2-core CPU (less
+        in bf16: the graph casts the step's weights at every step, eager autocast once a batch).
         Decoding stays eager: there autocast's cached 16-bit weights, which a compiled graph
         would cast again at every step, make eager the faster (greedy, test_2016_flickr: 2.1 s
         eager, 2.4 s compiled). Compiles the unbound method, so a copy of the module
