@@ -118,6 +118,12 @@ class Search:
         maximum = (lengths * self.max_length_ratio).ceil().long() + self.max_length_offset
         return minimum, maximum.clamp(min=1)
 
+    @staticmethod
+    def _mask_bounds(min_lengths: torch.Tensor, max_lengths: torch.Tensor) -> tuple[int, int]:
+        """The batch's largest minimum and smallest maximum length, as host integers, once per
+        batch: `_step` skips the length masks at steps where no row can need them."""
+        return int(min_lengths.max()), int(max_lengths.min())
+
     def _step(self, model: Decodable, history: torch.Tensor, state: Any, memory: Any, min_lengths: torch.Tensor,
               max_lengths: torch.Tensor, longest_minimum: int, shortest_maximum: int
               ) -> tuple[torch.Tensor, Any, torch.Tensor]:
@@ -129,9 +135,8 @@ class Search:
         Args:
             history: (N, t + 1) BOS and the t tokens generated so far.
             min_lengths, max_lengths: (N,) each row's limits (see `length_limits`).
-            longest_minimum, shortest_maximum: the batch's largest minimum and smallest maximum
-                length (host integers, known once per batch): at steps where no row can be too
-                short or at its limit, the passes over (N, V) those masks need are skipped.
+            longest_minimum, shortest_maximum: `_mask_bounds` of the batch: at steps where no row
+                can be too short or at its limit, the passes over (N, V) those masks need are skipped.
 
         Returns:
             log-probabilities (N, V), the model's new state, attention weights (N, S).
@@ -189,7 +194,7 @@ class GreedySearch(Search):
         src_lengths = src_lengths.to(device)
         memory, state = model.start(src, src_lengths)
         min_lengths, max_lengths = self.length_limits(src_lengths)
-        steps, bounds = int(max_lengths.max()), (int(min_lengths.max()), int(max_lengths.min()))
+        steps, bounds = int(max_lengths.max()), self._mask_bounds(min_lengths, max_lengths)
         history = torch.full((batch_size, steps + 1), BOS_ID, dtype=torch.long, device=device)
         finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
         log_prob_sums = torch.zeros(batch_size, dtype=torch.float64, device=device)
@@ -365,7 +370,7 @@ class BeamSearch(Search):
         memory, state = model.reorder(memory, state, torch.arange(batch_size, device=device).repeat_interleave(beam))
         memory_rows = batch_size * beam
         min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
-        steps, bounds = int(max_lengths.max()), (int(min_lengths.max()), int(max_lengths.min()))
+        steps, bounds = int(max_lengths.max()), self._mask_bounds(min_lengths, max_lengths)
         # Per batch, not per step: each row's limits, and each sentence's penalty at its limit
         # (the exact rule's bound); both shrink with the batch when sentences finish.
         row_min, row_max = min_lengths.repeat_interleave(beam), max_lengths.repeat_interleave(beam)  # (A*K,)

@@ -12,4 +12,3 @@ def test_the_onednn_cache_is_bounded_unless_the_user_chose_a_capacity(monkeypatc
     monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
     bound_onednn_cache()
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"  # the user's setting wins
-
