@@ -8,8 +8,11 @@ softmaxes and the decoder's recurrent state stay fp32 (see `nmt.modules.decoder`
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
+from torch import nn
+from torch.nn.utils.stateless import _reparametrize_module
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -24,3 +27,29 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
     """The autocast region of `precision` on `device` (a no-op region for fp32)."""
     dtype = AUTOCAST_DTYPES[precision]
     return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+
+
+@contextlib.contextmanager
+def linear_weights_cast_once(root: nn.Module, parts: Iterable[nn.Module]) -> Iterator[None]:
+    """Inside the block, the weights of the `nn.Linear` layers in `parts` (submodules of `root`)
+    are copies in the autocast dtype, cast once on entry; outside autocast, a no-op.
+
+    Why: eager autocast casts a weight once per autocast region (its cast cache), but inside a
+    `torch.compile`d function called at every decoder step the casts are graph operations,
+    repeated at every call, forward and backward. With the weights already in the autocast
+    dtype those casts vanish (`+experiment=bahdanau` trains 1.10x faster in bf16 on a 2-core
+    CPU). The copies are differentiable casts of the parameters, so the gradients reach the
+    parameters as before, summed over the steps in the autocast dtype like those of autocast's
+    own cached casts. Swaps the weights with `torch.func.functional_call`'s mechanism, applied
+    to a block of code rather than to `forward`.
+    """
+    device_type = next(root.parameters()).device.type
+    if not torch.is_autocast_enabled(device_type):
+        yield
+        return
+    dtype = torch.get_autocast_dtype(device_type)
+    inside = {id(module) for part in parts for module in part.modules()}
+    casts = {f"{name}.weight": module.weight.to(dtype) for name, module in root.named_modules()
+             if isinstance(module, nn.Linear) and id(module) in inside}
+    with _reparametrize_module(root, casts):
+        yield

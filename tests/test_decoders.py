@@ -248,3 +248,23 @@ def test_a_compiled_teacher_forced_step_gives_the_eager_logits_and_gradients(sty
         copied.decoder.generator.bias.add_(1.0)
     logits, _ = copied(batch.src, batch.src_lengths, batch.tgt_in)
     assert_close(logits, outputs[1][0] + 1.0, rtol=1e-5, atol=1e-5)
+
+
+def test_under_bf16_autocast_the_compiled_step_computes_what_the_eager_one_does():
+    """The compiled teacher-forced step gets its weights cast once per forward
+    (`linear_weights_cast_once`): same logits and gradients as eager autocast, up to bf16
+    rounding of fused elementwise work."""
+    torch.manual_seed(0)
+    eager = build("bahdanau", dtype=torch.float32).eval()
+    compiled = copy.deepcopy(eager)
+    compiled.decoder.compile_teacher_forcing()
+    batch = collate(random_sentences(6, max_length=7), random_sentences(6, max_length=7), list(range(6)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = [model(batch.src, batch.src_lengths, batch.tgt_in) for model in (eager, compiled)]
+        grads = [torch.autograd.grad(logits.float().square().sum(), list(model.parameters()))
+                 for model, (logits, _) in zip((eager, compiled), outputs)]
+    for expected, actual in zip(*outputs):
+        assert_close(actual.float(), expected.float(), rtol=0.02, atol=0.02)
+    for expected, actual in zip(*grads):
+        assert actual.dtype == torch.float32
+        assert_close(actual, expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
