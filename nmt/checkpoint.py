@@ -93,7 +93,10 @@ def _source_provenance() -> dict[str, Any]:
     # Untracked files (data, runs) are left out: only edits to tracked code make a run unrepeatable.
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
-        **{name: _version(name) for name in ("nmt", "torch", "sentencepiece", "sacrebleu")},
+        **{name: _version(name) for name in ("nmt", "sentencepiece", "sacrebleu")},
+        # torch's own version names the build (2.13.0+cpu, 2.11.0+cu130), which its package
+        # metadata may omit; a str, since weights-only loading refuses a TorchVersion object
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
         "git_commit": commit,
         "git_dirty": None if status is None else status != "",
