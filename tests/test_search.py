@@ -230,6 +230,19 @@ def test_a_sentence_alone_equals_it_inside_a_batch(name, style):
             assert (a.attention is None and b.attention is None) or torch.allclose(a.attention, b.attention)
 
 
+@pytest.mark.parametrize("search", [GreedySearch(), Sampling(seed=0)], ids=["greedy", "sampling"])
+def test_a_sentence_leaves_the_batch_when_it_ends(search):
+    """The model steps only the sentences still open: at step t, those whose output (EOS
+    counted) is longer than t, not every row until the longest ends."""
+    model, stepped = build(), []
+    decode_step = model.decode_step
+    model.decode_step = lambda prev_tokens, state, memory: (stepped.append(len(prev_tokens))
+                                                            or decode_step(prev_tokens, state, memory))
+    lengths = [len(nbest[0].tokens) + 1 for nbest in search(model, *encode(random_sentences(16)))]
+    assert len(set(lengths)) > 3  # the premise: outputs of varied lengths
+    assert stepped == [sum(length > t for length in lengths) for t in range(max(lengths))]
+
+
 @pytest.mark.parametrize("style", STYLES)
 def test_nbest_lists_are_sorted_distinct_and_full(style):
     model = build(style)
@@ -305,7 +318,7 @@ def test_a_hypothesis_ends_when_every_other_token_is_banned(name):
 @pytest.mark.parametrize("name", MASKED_SEARCHES)
 def test_no_blocked_ngram_is_ever_repeated(name, n):
     model = build(eos_bias=-50.0)  # long outputs, full of repeats when nothing blocks them
-    src, lengths = encode(random_sentences(6))
+    src, lengths = encode(random_sentences(12))
     unblocked = MASKED_SEARCHES[name](max_length_offset=15)(model, src, lengths)
     assert any(repeats_an_ngram(h.tokens, n) for nbest in unblocked for h in nbest)
     for nbest in MASKED_SEARCHES[name](max_length_offset=15, no_repeat_ngram_size=n)(model, src, lengths):
