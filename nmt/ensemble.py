@@ -41,14 +41,15 @@ class Ensemble(nn.Module):
         memories, states = zip(*(model.start(src, src_lengths) for model in self.models))
         return memories, states
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: EnsembleState, memory: EnsembleMemory
-                    ) -> tuple[torch.Tensor, EnsembleState, torch.Tensor]:
-        """log mean_m P_m (B, V), the members' new states, and their mean attention (B, S)."""
+    def next_token_scores(self, prev_tokens: torch.Tensor, state: EnsembleState, memory: EnsembleMemory
+                          ) -> tuple[torch.Tensor, torch.Tensor, EnsembleState, torch.Tensor]:
+        """log mean_m P_m (B, V) as the scores with zero normalizers (B,), the members' new states,
+        and their mean attention (B, S)."""
         steps = [model.decode_step(prev_tokens, s, m) for model, s, m in zip(self.models, state, memory)]
         log_probs = torch.stack([log_probs for log_probs, _, _ in steps])  # (M, B, V)
         mean = torch.logsumexp(log_probs, dim=0) - math.log(len(self.models))  # log((1/M) sum_m P_m)
         attention = torch.stack([weights for _, _, weights in steps]).mean(dim=0)  # (B, S)
-        return mean, tuple(new_state for _, new_state, _ in steps), attention
+        return mean, mean.new_zeros(mean.size(0)), tuple(new_state for _, new_state, _ in steps), attention
 
     def reorder(self, memory: EnsembleMemory | None, state: EnsembleState, index: torch.Tensor
                 ) -> tuple[EnsembleMemory | None, EnsembleState]:

@@ -236,6 +236,8 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
         if not distributed.is_main:  # ... what the other ranks then find in the caches
             splits, tokenizers, train_data, valid_data = load_data(cfg, layout)
         model = build_model(cfg, *tokenizers, device)
+        if cfg.decode_compile:
+            model.compile_decoding()
         valid_search, test_search = build_searches(cfg)
         if distributed.rank > 0:  # own dropout masks per rank; rank 0 draws what one process would
             seed_everything(cfg.seed + distributed.rank)

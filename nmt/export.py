@@ -22,7 +22,7 @@ it pass would mean a second, unpacked copy of the encoder. Tracing runs the mode
 batch of another size and length than the one it was traced on. Tracing bakes the device into the graph (the
 packing sorts on it), so an export runs on the CPU it was traced on.
 
-`ExportedModel` gives the search its protocol (`start`, `decode_step`, `reorder`) over `model.pt`;
+`ExportedModel` gives the search its protocol (`start`, `next_token_scores`, `reorder`) over `model.pt`;
 this module imports no training code at load time (`export_model` imports it when called).
 """
 
@@ -190,7 +190,7 @@ def export_model(checkpoint_path: str | Path, output_dir: str | Path) -> dict[st
 
 
 class ExportedModel:
-    """The model protocol the search drives (`start`, `decode_step`, `reorder`), over an export.
+    """The model protocol the search drives (`start`, `next_token_scores`, `reorder`), over an export.
 
     Memory and state are tuples of tensors (`Memory`, `State`); the search treats them as opaque.
 
@@ -251,6 +251,13 @@ class ExportedModel:
                     ) -> tuple[torch.Tensor, State, torch.Tensor]:
         """y(i-1) (B,) -> log-probabilities (B, V) of the next token, the new state, attention (B, S)."""
         return self.program.decode_step(prev_tokens, state, memory)
+
+    def next_token_scores(self, prev_tokens: torch.Tensor, state: State, memory: Memory
+                          ) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor]:
+        """What the search asks for (`nmt.search.Decodable`): the log-probabilities as the scores,
+        with zero normalizers."""
+        log_probs, state, attention = self.decode_step(prev_tokens, state, memory)
+        return log_probs, log_probs.new_zeros(log_probs.size(0)), state, attention
 
     def reorder(self, memory: Memory | None, state: State, index: torch.Tensor) -> tuple[Memory | None, State]:
         """Selects (or repeats) batch rows, e.g. one copy per beam, or following backpointers; a

@@ -1,4 +1,4 @@
-"""Greedy search, sampling and beam search over a model's `start`, `decode_step` and `reorder`.
+"""Greedy search, sampling and beam search over a model's `start`, `next_token_scores` and `reorder`.
 
 Each search is a frozen dataclass built from one file in `configs/decode/` (`build_search`) and
 called as `search(model, src, src_lengths)`: one n-best list per sentence, best first (greedy
@@ -38,8 +38,10 @@ class Decodable(Protocol):
     """What a search needs of a model; `Seq2Seq` and `nmt.ensemble.Ensemble` both have it.
 
     The memory and state are opaque to the search: it passes them back to the model and asks the
-    model to reorder their rows, so a model may carry whatever it needs in them. `decode_step`
-    returns fresh log-probabilities (N, V), which the search masks in place, and attention (N, S).
+    model to reorder their rows, so a model may carry whatever it needs in them.
+    `next_token_scores` returns fresh scores (N, V), which the search masks in place, their log
+    normalizers (N,) (log P(y) = scores[:, y] - normalizers: the search ranks scores and converts
+    the few it keeps), and attention (N, S).
     `reorder(None, state, index)` reorders the state alone and returns (None, state): beam
     backpointers move rows within a sentence, whose memory rows are identical copies, so the
     memory (the largest tensors) only moves when the batch changes.
@@ -49,8 +51,8 @@ class Decodable(Protocol):
 
     def start(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Any, Any]: ...
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: Any, memory: Any
-                    ) -> tuple[torch.Tensor, Any, torch.Tensor]: ...
+    def next_token_scores(self, prev_tokens: torch.Tensor, state: Any, memory: Any
+                          ) -> tuple[torch.Tensor, torch.Tensor, Any, torch.Tensor]: ...
 
     def reorder(self, memory: Any, state: Any, index: torch.Tensor) -> tuple[Any, Any]: ...
 
@@ -126,8 +128,8 @@ class Search:
 
     def _step(self, model: Decodable, history: torch.Tensor, state: Any, memory: Any, min_lengths: torch.Tensor,
               max_lengths: torch.Tensor, longest_minimum: int, shortest_maximum: int
-              ) -> tuple[torch.Tensor, Any, torch.Tensor]:
-        """The model's next-token log-probabilities with every search's masks (banned: -inf).
+              ) -> tuple[torch.Tensor, torch.Tensor, Any, torch.Tensor]:
+        """The model's next-token scores with every search's masks (banned: -inf).
 
         EOS is decided last: it is allowed unless the hypothesis is too short and some other
         token is allowed, so a row never has every token banned.
@@ -139,32 +141,33 @@ class Search:
                 can be too short or at its limit, the passes over (N, V) those masks need are skipped.
 
         Returns:
-            log-probabilities (N, V), the model's new state, attention weights (N, S).
+            scores (N, V), their log normalizers (N,) (see `Decodable`), the model's new state,
+            attention weights (N, S).
         """
-        log_probs, state, weights = model.decode_step(history[:, -1], state, memory)
+        scores, normalizers, state, weights = model.next_token_scores(history[:, -1], state, memory)
         length = history.size(1)  # of a hypothesis ending with the next token, EOS counted
-        eos = log_probs[:, EOS_ID].clone()
-        log_probs[:, NEVER_GENERATED + [EOS_ID]] = NEG_INF
+        eos = scores[:, EOS_ID].clone()
+        scores[:, NEVER_GENERATED + [EOS_ID]] = NEG_INF
         if self.no_repeat_ngram_size:
-            _block_repeated_ngrams(log_probs, history[:, 1:], self.no_repeat_ngram_size)
+            _block_repeated_ngrams(scores, history[:, 1:], self.no_repeat_ngram_size)
         if length >= shortest_maximum:
-            log_probs.masked_fill_((length >= max_lengths).unsqueeze(1), NEG_INF)  # at the limit: only EOS
+            scores.masked_fill_((length >= max_lengths).unsqueeze(1), NEG_INF)  # at the limit: only EOS
         if length < longest_minimum:
-            something_else = log_probs.amax(dim=-1) > NEG_INF  # (N,)
+            something_else = scores.amax(dim=-1) > NEG_INF  # (N,)
             eos = eos.masked_fill((length < min_lengths) & something_else, NEG_INF)
-        log_probs[:, EOS_ID] = eos
-        return log_probs, state, weights
+        scores[:, EOS_ID] = eos
+        return scores, normalizers, state, weights
 
 
-def _block_repeated_ngrams(log_probs: torch.Tensor, generated: torch.Tensor, n: int) -> None:
+def _block_repeated_ngrams(scores: torch.Tensor, generated: torch.Tensor, n: int) -> None:
     """In place: bans every token that would complete an n-gram already in `generated` (N, t)."""
     if generated.size(1) < n:  # no complete n-gram yet
         return
     windows = generated.unfold(1, n, 1)  # (N, W, n) every n-gram so far
     prefix = generated[:, generated.size(1) - n + 1:]  # (N, n - 1) what the next token would extend
     repeats = (windows[:, :, :-1] == prefix.unsqueeze(1)).all(dim=-1)  # (N, W)
-    ban = torch.zeros_like(repeats, dtype=log_probs.dtype).masked_fill_(repeats, NEG_INF)
-    log_probs.scatter_add_(1, windows[:, :, -1], ban)  # adding 0 leaves a token alone
+    ban = torch.zeros_like(repeats, dtype=scores.dtype).masked_fill_(repeats, NEG_INF)
+    scores.scatter_add_(1, windows[:, :, -1], ban)  # adding 0 leaves a token alone
 
 
 def _hypothesis(tokens: list[int], length: int, log_prob: float, score: float, attention: torch.Tensor | None,
@@ -185,9 +188,9 @@ class GreedySearch(Search):
     Args: see `Search`.
     """
 
-    def _pick(self, log_probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """The next token of every row (N,) from the masked log-probabilities (N, V)."""
-        return log_probs.argmax(dim=-1)
+    def _pick(self, scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The next token of every row (N,) from the masked scores (N, V)."""
+        return scores.max(dim=-1).indices  # the first of equal maxima, like argmax, which is 4x slower on bf16
 
     def _generator(self, device: torch.device) -> torch.Generator | None:
         return None
@@ -206,10 +209,11 @@ class GreedySearch(Search):
         generator = self._generator(device)
         attention = None  # (B, T, S) once the model's dtype is known
         for step in range(steps):
-            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, min_lengths,
-                                                   max_lengths, *bounds)
-            tokens = self._pick(log_probs, generator)  # (A,)
-            log_prob_sums.index_add_(0, rows, log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1).double())
+            scores, normalizers, state, weights = self._step(model, history[:, :step + 1], state, memory,
+                                                             min_lengths, max_lengths, *bounds)
+            tokens = self._pick(scores, generator)  # (A,)
+            picked = scores.gather(1, tokens.unsqueeze(1)).squeeze(1)
+            log_prob_sums.index_add_(0, rows, picked.double() - normalizers.double())
             history[:, step + 1] = tokens
             if self.return_attention:
                 if attention is None:
@@ -261,8 +265,8 @@ class Sampling(GreedySearch):
     def _generator(self, device: torch.device) -> torch.Generator | None:
         return None if self.seed is None else torch.Generator(device).manual_seed(self.seed)
 
-    def _pick(self, log_probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        logits = log_probs / self.temperature  # (N, V)
+    def _pick(self, scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        logits = scores.float() / self.temperature  # (N, V); softmax ignores the normalizer
         if self.top_k:
             kth = logits.topk(min(self.top_k, logits.size(-1)), dim=-1).values[:, -1:]  # (N, 1)
             logits = logits.masked_fill(logits < kth, NEG_INF)
@@ -379,7 +383,7 @@ class BeamSearch(Search):
         batch_size, device, beam = src.size(0), src.device, self.beam_size
         src_lengths = src_lengths.to(device)
         memory, state = model.start(src, src_lengths)
-        memory, state = model.reorder(memory, state, torch.arange(batch_size, device=device).repeat_interleave(beam))
+        copies = torch.arange(batch_size, device=device).repeat_interleave(beam)  # one row per beam
         memory_rows = batch_size * beam
         min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
         steps, bounds = int(max_lengths.max()), self._mask_bounds(min_lengths, max_lengths)
@@ -405,8 +409,14 @@ class BeamSearch(Search):
         done_chunks: list[tuple[torch.Tensor, _Finished]] = []
         for step in range(steps):
             active = sentences.size(0)
-            log_probs, state, weights = self._step(model, history[:, :step + 1], state, memory, row_min, row_max,
-                                                   *bounds)
+            if step == 0:  # the beams start identical: the model steps one row per sentence, then copies
+                scores, normalizers, state, weights = self._step(model, history[::beam, :1], state, memory,
+                                                                 min_lengths, max_lengths, *bounds)
+                memory, state = model.reorder(memory, state, copies)
+                scores, normalizers, weights = (t.index_select(0, copies) for t in (scores, normalizers, weights))
+            else:
+                scores, normalizers, state, weights = self._step(model, history[:, :step + 1], state, memory,
+                                                                 row_min, row_max, *bounds)
             if self.return_attention and attention is None:  # the model's dtype is known from now on
                 attention = weights.new_zeros(active * beam, steps, weights.size(-1))
                 finished.attention = weights.new_zeros(active, capacity, steps, weights.size(-1))
@@ -414,16 +424,17 @@ class BeamSearch(Search):
                 attention[:, step] = weights
             if coverage is not None:
                 coverage += weights
-            # Open scores keep the model's precision: float64 would double the cost of the sums
-            # and the top-k for float32 models; finished scores are float64 anyway.
-            open_log_probs = open_log_probs.to(log_probs.dtype)
-            # Of the (A, K, V) extensions open + log_probs only two kinds are ever used: those
-            # ending with EOS, and the best beam_size others, each of which is among the best
-            # beam_size of its own row. So the sums and the top-k run over (A, K, K) candidates,
-            # not over every extension (the same choice; a top-k over (A*K, V) remains).
-            ending = open_log_probs + log_probs[:, EOS_ID].view(active, beam)  # (A, K)
-            log_probs[:, EOS_ID] = NEG_INF
-            row_best, row_tokens = log_probs.topk(min(beam, log_probs.size(-1)), dim=-1)  # (A*K, K')
+            # Open log P keep the normalizers' precision (fp32 for fp32 and 16-bit models): float64
+            # would double the cost of the sums and the top-k; finished scores are float64 anyway.
+            open_log_probs = open_log_probs.to(normalizers.dtype)
+            # Of the (A, K, V) extensions open + log P only two kinds are ever used: those ending
+            # with EOS, and the best beam_size others, each of which is among the best beam_size
+            # of its own row. So the sums and the top-k run over (A, K, K) candidates, not over
+            # every extension (the same choice; a top-k over the (A*K, V) scores remains).
+            ending = open_log_probs + (scores[:, EOS_ID].to(normalizers.dtype) - normalizers).view(active, beam)
+            scores[:, EOS_ID] = NEG_INF
+            row_best, row_tokens = scores.topk(min(beam, scores.size(-1)), dim=-1)  # (A*K, K')
+            row_best = row_best.to(normalizers.dtype) - normalizers.unsqueeze(1)  # log P
             candidates = (open_log_probs.unsqueeze(-1) + row_best.view(active, beam, -1)).view(active, -1)
             kth = (torch.cat([candidates, ending], 1).topk(beam, dim=-1).values[:, -1:]  # of every extension
                    if self.stop_early else None)

@@ -61,7 +61,7 @@ def _translate(args: argparse.Namespace) -> None:
     from nmt.translator import Translator
 
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device, max_tokens=args.max_tokens,
-                                            precision=args.precision)
+                                            precision=args.precision, compile=args.compile)
     overrides = {"beam_size": args.beam_size, "alpha": args.alpha, "length_penalty": args.length_penalty,
                  "max_length_ratio": args.max_length_ratio, "max_length_offset": args.max_length_offset,
                  "min_length_ratio": args.min_length_ratio, "min_length_offset": args.min_length_offset,
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
                         help="16-bit matmuls under autocast (faster on CPUs with bf16 support); default: the run's")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                        help="the log normalizer of every step through torch.compile (beam search faster; a C++ "
+                             "compiler needed on the CPU); default: the run's decode_compile")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:

@@ -65,7 +65,7 @@ class Translator:
     """Translates raw sentences with a model, its tokenizers and a default search.
 
     Args:
-        model: a `Seq2Seq`, an `Ensemble` or anything with `start`/`decode_step`/`reorder`.
+        model: a `Seq2Seq`, an `Ensemble` or anything with `start`/`next_token_scores`/`reorder`.
         src_tokenizer, tgt_tokenizer: the model's sentencepiece models.
         decode: the default decode config (a `configs/decode/*.yaml` as a mapping).
         device: where the model is.
@@ -93,9 +93,11 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, paths: str | Path | Sequence[str | Path], device: str = "auto",
-                        max_tokens: int = 4000, precision: str | None = None) -> Translator:
+                        max_tokens: int = 4000, precision: str | None = None, compile: bool | None = None
+                        ) -> Translator:
         """Loads one checkpoint, or several as an ensemble (averaged probabilities); `precision`
-        None takes the run's `decode_precision` (fp32 for runs that predate it).
+        None takes the run's `decode_precision` (fp32 for runs that predate it), `compile` None
+        the run's `decode_compile` (`Seq2Seq.compile_decoding`; off for runs that predate it).
 
         Raises:
             UserError: for an unreadable checkpoint, or ensemble members whose tokenizers differ.
@@ -106,6 +108,9 @@ class Translator:
         torch_device = resolve_device(device)
         loaded = [load_model(path, torch_device) for path in paths]
         models, (_, src_tokenizer, tgt_tokenizer, config) = [m for m, *_ in loaded], loaded[0]
+        if config.get("decode_compile", False) if compile is None else compile:
+            for member in models:
+                member.compile_decoding()
         for path, (_, src, tgt, _) in zip(paths[1:], loaded[1:]):
             if (src.model_bytes, tgt.model_bytes) != (src_tokenizer.model_bytes, tgt_tokenizer.model_bytes):
                 raise UserError(f"{path}: its tokenizers differ from {paths[0]}'s; an ensemble needs the same ones")

@@ -37,12 +37,13 @@ def test_an_ensemble_step_is_the_log_of_the_mean_probability():
 
     def first_step(model):
         memory, state = model.start(src, lengths)
-        return model.decode_step(prev, state, memory)
+        scores, normalizers, _, attention = model.next_token_scores(prev, state, memory)
+        return scores - normalizers.unsqueeze(1), attention
 
-    log_probs, _, attention = first_step(ensemble)
+    log_probs, attention = first_step(ensemble)
     steps = [first_step(m) for m in members]
     assert_close(log_probs, torch.log((steps[0][0].exp() + steps[1][0].exp()) / 2))
-    assert_close(attention, (steps[0][2] + steps[1][2]) / 2)
+    assert_close(attention, (steps[0][1] + steps[1][1]) / 2)
     assert_close(log_probs.exp().sum(-1), torch.ones(3, dtype=torch.float64))  # still a distribution
 
 

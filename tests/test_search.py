@@ -1,5 +1,6 @@
 """Searches against independent oracles: exhaustive enumeration, teacher forcing, hand formulas."""
 
+import copy
 import itertools
 import math
 from functools import partial
@@ -15,8 +16,9 @@ from nmt.modules.attention import AdditiveScorer, CoverageScorer, DotScorer, Gen
 from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.precision import autocast
 from nmt.search import BeamSearch, GreedySearch, Sampling, build_search
-from nmt.tokenizer import EOS_ID, PAD_ID, UNK_ID
+from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from tests.conftest import VOCAB, random_sentences
 
 DECODE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "decode"
@@ -150,9 +152,12 @@ class Scripted:
     def start(self, src, src_lengths):
         return None, torch.zeros(src.size(0), dtype=torch.long)
 
-    def decode_step(self, prev_tokens, state, memory):
-        log_probs = self.table[state.clamp(max=len(self.table) - 1)]
-        return log_probs, state + 1, torch.zeros(state.size(0), self.source_length, dtype=torch.float64)
+    def next_token_scores(self, prev_tokens, state, memory):
+        """Log-probabilities shifted by a normalizer that differs by row and step, as a model's
+        logits are: the search must rank the scores and subtract the normalizer."""
+        normalizers = 3.0 + 0.5 * state.double()
+        scores = self.table[state.clamp(max=len(self.table) - 1)] + normalizers.unsqueeze(1)
+        return scores, normalizers, state + 1, torch.zeros(state.size(0), self.source_length, dtype=torch.float64)
 
     def reorder(self, memory, state, index):
         return memory, state.index_select(0, index)
@@ -234,13 +239,27 @@ def test_a_sentence_alone_equals_it_inside_a_batch(name, style):
 def test_a_sentence_leaves_the_batch_when_it_ends(search):
     """The model steps only the sentences still open: at step t, those whose output (EOS
     counted) is longer than t, not every row until the longest ends."""
-    model, stepped = build(), []
-    decode_step = model.decode_step
-    model.decode_step = lambda prev_tokens, state, memory: (stepped.append(len(prev_tokens))
-                                                            or decode_step(prev_tokens, state, memory))
+    model, stepped = counting_rows(build())
     lengths = [len(nbest[0].tokens) + 1 for nbest in search(model, *encode(random_sentences(16)))]
     assert len(set(lengths)) > 3  # the premise: outputs of varied lengths
     assert stepped == [sum(length > t for length in lengths) for t in range(max(lengths))]
+
+
+def test_beam_search_steps_one_row_per_sentence_first():
+    """The beams of a sentence start identical, so the first step runs once per sentence, and
+    every later one on beam_size rows per open sentence."""
+    model, stepped = counting_rows(build())
+    BeamSearch(beam_size=3)(model, *encode(random_sentences(16)))
+    assert stepped[0] == 16 and stepped[1] == 3 * 16
+    assert len(stepped) > 2 and all(rows % 3 == 0 for rows in stepped[1:])
+
+
+def counting_rows(model):
+    """The model, and a list that gets the number of rows of every step it takes."""
+    stepped, next_token_scores = [], model.next_token_scores
+    model.next_token_scores = lambda prev_tokens, state, memory: (stepped.append(len(prev_tokens))
+                                                                  or next_token_scores(prev_tokens, state, memory))
+    return model, stepped
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -372,3 +391,42 @@ def test_build_search_applies_overrides_and_names_mistakes():
 def test_invalid_options_are_named(cls, key, value):
     with pytest.raises(ValueError, match=f"decode.{key}="):
         cls(**{key: value})
+
+
+def eager_and_compiled(style: str = "bahdanau_additive") -> tuple[Seq2Seq, Seq2Seq]:
+    """A float32 model, and a copy that computes its log normalizers with `torch.compile`."""
+    eager = build(style).float()
+    compiled = copy.deepcopy(eager)
+    compiled.compile_decoding()
+    return eager, compiled
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@torch.no_grad()
+def test_compiled_scores_minus_normalizers_are_the_log_probabilities(precision):
+    """Against a float64 log-softmax of the model's own logits; under bf16 autocast the scores
+    stay the bf16 logits (no fp32 copy is made)."""
+    eager, compiled = eager_and_compiled()
+    src, lengths = encode(random_sentences(6))
+    prev = torch.full((6,), BOS_ID)
+    with autocast("cpu", precision):
+        memory, state = eager.start(src, lengths)
+        logits = eager.decoder.decode_step(prev, state, memory)[0]
+        scores, normalizers, _, _ = compiled.next_token_scores(prev, state, memory)
+    assert scores.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    assert normalizers.dtype == torch.float32
+    assert_close(scores.double() - normalizers.double().unsqueeze(1), torch.log_softmax(logits.double(), -1),
+                 rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("search", [GreedySearch(), BeamSearch(beam_size=4, nbest=3, alpha=0.6),
+                                    BeamSearch(beam_size=3, stop_early=True)], ids=["greedy", "beam", "beam_early"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compiled_decoding_finds_what_eager_decoding_finds(search, precision):
+    eager, compiled = eager_and_compiled()
+    src, lengths = encode(random_sentences(12))
+    with autocast("cpu", precision):
+        expected, found = search(eager, src, lengths), search(compiled, src, lengths)
+    assert [[h.tokens for h in nbest] for nbest in found] == [[h.tokens for h in nbest] for nbest in expected]
+    assert_close([h.log_prob for nbest in found for h in nbest], [h.log_prob for nbest in expected for h in nbest],
+                 rtol=0, atol=1e-4)
