@@ -15,6 +15,7 @@ from nmt.modules.attention import (AdditiveScorer, ConcatScorer, CoverageScorer,
 from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.precision import autocast
 from nmt.tokenizer import PAD_ID
 from tests.conftest import VOCAB, random_sentences
 
@@ -268,3 +269,29 @@ def test_under_bf16_autocast_the_compiled_step_computes_what_the_eager_one_does(
     for expected, actual in zip(*grads):
         assert actual.dtype == torch.float32
         assert_close(actual, expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@torch.no_grad()
+def test_compiled_decoding_steps_as_the_eager_decoder_does(precision):
+    """`compile_decoding`: the compiled step (its weights cast once per batch, in the memory)
+    gives the eager step's logits, attention and state, step after step, for batches of two
+    sizes; every state stays in the parameters' dtype."""
+    torch.manual_seed(0)
+    eager = build("bahdanau", dtype=torch.float32).eval()
+    compiled = copy.deepcopy(eager)
+    compiled.decoder.compile_decoding()
+    tolerance = {"rtol": 0.02, "atol": 0.02} if precision == "bf16" else {"rtol": 1e-5, "atol": 1e-6}
+    for size in (5, 8):
+        batch = collate(random_sentences(size), random_sentences(size), list(range(size)))
+        with autocast("cpu", precision):
+            runs = [(model, *model.start(batch.src, batch.src_lengths)) for model in (eager, compiled)]
+            assert bool(runs[1][1].step_weights) == (precision == "bf16")  # cast only under autocast
+            for t in range(batch.tgt_in.size(1)):
+                steps = [model.decoder.decode_step(batch.tgt_in[:, t], state, memory) for model, memory, state in runs]
+                (expected, expected_state, expected_weights), (actual, actual_state, actual_weights) = steps
+                assert_close(actual.float(), expected.float(), **tolerance)
+                assert_close(actual_weights.float(), expected_weights.float(), **tolerance)
+                assert actual_state["hidden"].dtype == torch.float32
+                assert_close(actual_state["hidden"], expected_state["hidden"], **tolerance)
+                runs = [(model, memory, state) for (model, memory, _), (_, state, _) in zip(runs, steps)]

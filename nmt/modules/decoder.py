@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from torch import nn
 from nmt.modules.attention import Attention, FixedContext, Scorer
 from nmt.modules.cells import DeepOutput, GRUStack
 from nmt.modules.encoder import EncoderOutput
-from nmt.precision import linear_weights_cast_once
+from nmt.precision import linear_weight_casts, linear_weights_cast_once, with_weights
 from nmt.tokenizer import PAD_ID
 
 DecoderState = dict[str, torch.Tensor]
@@ -42,16 +42,19 @@ class Memory:
         keys: (B, S, *) the scorer's precomputed keys.
         values: (B, S, K) encoder annotations.
         mask: (B, S) True at real source positions.
+        step_weights: the step's linear weights in the autocast dtype, cast once per batch, when
+            decoding runs the compiled step (`compile_decoding`); else empty.
     """
 
     keys: torch.Tensor
     values: torch.Tensor
     mask: torch.Tensor
+    step_weights: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def index_select(self, index: torch.Tensor) -> Memory:
         """Reorders (or repeats) the batch rows, e.g. one copy per beam."""
         return Memory(self.keys.index_select(0, index), self.values.index_select(0, index),
-                      self.mask.index_select(0, index))
+                      self.mask.index_select(0, index), self.step_weights)
 
 
 class RecurrentDecoder(nn.Module):
@@ -90,7 +93,8 @@ class RecurrentDecoder(nn.Module):
         self.init_state = nn.Linear(init_size, num_layers * hidden_size)
         self.rnn = GRUStack(embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
         self.generator = nn.Linear(readout_size, vocab_size)
-        self._teacher_forced_step: Callable[..., tuple[DecoderState, torch.Tensor, torch.Tensor]] | None = None
+        self._compiled_step: Callable[..., tuple[DecoderState, torch.Tensor, torch.Tensor]] | None = None
+        self._compile_teacher_forcing = self._compile_decoding = False
         if tie_embeddings:
             if readout_size != embedding_size:
                 raise ValueError(f"tie_embeddings needs the readout size ({readout_size}) to equal the "
@@ -105,20 +109,29 @@ class RecurrentDecoder(nn.Module):
 
     def compile_teacher_forcing(self) -> None:
         """Runs `step` through `torch.compile` in the teacher-forced forward (training, validation
-        loss); free-running decoding (`decode_step`) stays eager.
+        loss).
 
         Why the step and not the whole forward: the step is the unit repeated at every target
         position, so one graph with dynamic sizes serves every batch, where the whole forward
         unrolls the loop and recompiles for every target length. The step's elementwise work
         (attention energies, softmax, GRU gates and their backward) becomes a few fused kernels.
         Under autocast the step's weights enter the graph already cast, once per forward
-        (`linear_weights_cast_once`), as eager autocast's cache would have them. Decoding stays
-        eager: there autocast's cached 16-bit weights make eager the faster (greedy,
-        test_2016_flickr: 2.1 s eager, 2.4 s compiled with the casts inside the graph).
+        (`linear_weights_cast_once`), as eager autocast's cache would have them.
         Compiles the unbound method, so a copy of the module (`copy.deepcopy`) steps itself, not
         the original.
         """
-        self._teacher_forced_step = torch.compile(type(self).step, dynamic=True)
+        self._compile_teacher_forcing = True
+        self._compiled_step = self._compiled_step or torch.compile(type(self).step, dynamic=True)
+
+    def compile_decoding(self) -> None:
+        """Runs `step` through `torch.compile` in free-running decoding (`decode_step`) too, with
+        the weights cast once per batch (`start` keeps them in the memory): with the casts inside
+        the graph at every step, compiled decoding was the slower (greedy, test_2016_flickr: 2.1 s
+        eager, 2.4 s compiled). The fused kernels round less than eager bf16 does, so the output
+        may differ in a few sentences (BLEU 37.63 against 37.52 for beam 5 on test_2016_flickr).
+        """
+        self._compile_decoding = True
+        self._compiled_step = self._compiled_step or torch.compile(type(self).step, dynamic=True)
 
     def _step_modules(self) -> list[nn.Module]:
         """The modules whose linear layers `step` uses."""
@@ -129,7 +142,10 @@ class RecurrentDecoder(nn.Module):
 
         The state is in the parameters' dtype even under autocast (see the module docstring).
         """
-        memory = Memory(self.attention.precompute(encoded), encoded.states, encoded.mask)
+        # Free-running decoding runs without gradients; the teacher-forced forward casts its own.
+        decoding = self._compile_decoding and not torch.is_grad_enabled()
+        step_weights = linear_weight_casts(self, self._step_modules()) if decoding else {}
+        memory = Memory(self.attention.precompute(encoded), encoded.states, encoded.mask, step_weights)
         projected = self.init_state(encoded.final_backward).to(self.init_state.weight.dtype)
         hidden = torch.tanh(projected).unflatten(-1, (self.num_layers, -1))
         state = {"hidden": hidden}  # (B, L, H)
@@ -172,8 +188,7 @@ class RecurrentDecoder(nn.Module):
             logits (B, T, V) and attention weights (B, T, S).
         """
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
-        step = (functools.partial(self._teacher_forced_step, self) if self._teacher_forced_step is not None
-                else self.step)
+        step = functools.partial(self._compiled_step, self) if self._compile_teacher_forcing else self.step
         features, weights = [], []
         with linear_weights_cast_once(self, self._step_modules()):  # see `compile_teacher_forcing`
             for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
@@ -187,7 +202,11 @@ class RecurrentDecoder(nn.Module):
                     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step of free-running decoding: y(i-1) (B,) -> logits (B, V), state, alpha (B, S)."""
         embedded = self.embedding_dropout(self.embedding(prev_tokens))  # (B, E)
-        state, features, weights = self.step(self.rnn.precompute(embedded), state, memory)
+        if self._compile_decoding:
+            with with_weights(self, memory.step_weights):
+                state, features, weights = self._compiled_step(self, self.rnn.precompute(embedded), state, memory)
+        else:
+            state, features, weights = self.step(self.rnn.precompute(embedded), state, memory)
         return self.generator(self.output_dropout(self.readout(features, embedded))), state, weights
 
 
