@@ -45,8 +45,8 @@ def linear_weight_casts(root: nn.Module, parts: Iterable[nn.Module]) -> dict[str
 def with_weights(root: nn.Module, tensors: dict[str, torch.Tensor]) -> contextlib.AbstractContextManager:
     """Inside the block, `root`'s parameters named in `tensors` are those tensors (the mechanism
     of `torch.func.functional_call`, torch's private `_reparametrize_module`, applied to a block
-    of code instead of `forward`)."""
-    return _reparametrize_module(root, tensors)
+    of code instead of `forward`); with none, the block runs on the module as it is."""
+    return _reparametrize_module(root, tensors) if tensors else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

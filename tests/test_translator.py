@@ -226,3 +226,18 @@ def test_bf16_decoding_casts_each_weight_once_per_batch_not_once_per_step(tokeni
     weight_casts = [event for event in profile.events()
                     if event.name == "aten::_to_copy" and event.input_shapes[:1] == [list(generator.shape)]]
     assert len(steps) == 6 and len(weight_casts) == 1
+
+
+def test_compiled_decoding_comes_from_the_run_unless_overridden(tokenizers, tmp_path):
+    """`decode_compile` of the run is the default; compiled or not, the translations agree."""
+    _, payload = tiny_checkpoint(tokenizers, seed=1)
+    payload["config"]["decode_compile"] = True
+    save_checkpoint(tmp_path / "compiled.pt", payload)
+    compiled = Translator.from_checkpoint(tmp_path / "compiled.pt", device="cpu")
+    eager = Translator.from_checkpoint(tmp_path / "compiled.pt", device="cpu", compile=False)
+    assert compiled.model.compiled_normalizer and not eager.model.compiled_normalizer
+    assert compiled.translate(SOURCES, beam_size=3) == eager.translate(SOURCES, beam_size=3)
+    del payload["config"]["decode_compile"]  # a run from before the key: eager
+    save_checkpoint(tmp_path / "older.pt", payload)
+    assert not Translator.from_checkpoint(tmp_path / "older.pt", device="cpu").model.compiled_normalizer
+    assert Translator.from_checkpoint(tmp_path / "older.pt", device="cpu", compile=True).model.compiled_normalizer
