@@ -51,9 +51,11 @@ class Ensemble(nn.Module):
         attention = torch.stack([weights for _, _, weights in steps]).mean(dim=0)  # (B, S)
         return mean, mean.new_zeros(mean.size(0)), tuple(new_state for _, new_state, _ in steps), attention
 
-    def reorder(self, memory: EnsembleMemory | None, state: EnsembleState, index: torch.Tensor
-                ) -> tuple[EnsembleMemory | None, EnsembleState]:
-        """Selects (or repeats) batch rows in every member's memory (unless None) and state."""
+    def reorder(self, memory: EnsembleMemory | None, state: EnsembleState | None, index: torch.Tensor
+                ) -> tuple[EnsembleMemory | None, EnsembleState | None]:
+        """Selects (or repeats) batch rows in every member's memory and state (each unless None)."""
         memories = memory if memory is not None else (None,) * len(self.models)
-        reordered = [model.reorder(m, s, index) for model, m, s in zip(self.models, memories, state)]
-        return (tuple(m for m, _ in reordered) if memory is not None else None), tuple(s for _, s in reordered)
+        states = state if state is not None else (None,) * len(self.models)
+        reordered = [model.reorder(m, s, index) for model, m, s in zip(self.models, memories, states)]
+        return (tuple(m for m, _ in reordered) if memory is not None else None,
+                tuple(s for _, s in reordered) if state is not None else None)

@@ -259,12 +259,13 @@ class ExportedModel:
         log_probs, state, attention = self.decode_step(prev_tokens, state, memory)
         return log_probs, log_probs.new_zeros(log_probs.size(0)), state, attention
 
-    def reorder(self, memory: Memory | None, state: State, index: torch.Tensor) -> tuple[Memory | None, State]:
-        """Selects (or repeats) batch rows, e.g. one copy per beam, or following backpointers; a
-        memory of None stays None (the search reorders the state alone)."""
+    def reorder(self, memory: Memory | None, state: State | None, index: torch.Tensor
+                ) -> tuple[Memory | None, State | None]:
+        """Selects (or repeats) batch rows, e.g. following backpointers or dropping finished
+        sentences; one given as None stays None."""
         if memory is not None:
             memory = tuple(tensor.index_select(0, index) for tensor in memory)
-        return memory, tuple(tensor.index_select(0, index) for tensor in state)
+        return memory, None if state is None else tuple(tensor.index_select(0, index) for tensor in state)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,9 +42,11 @@ class Decodable(Protocol):
     `next_token_scores` returns fresh scores (N, V), which the search masks in place, their log
     normalizers (N,) (log P(y) = scores[:, y] - normalizers: the search ranks scores and converts
     the few it keeps), and attention (N, S).
-    `reorder(None, state, index)` reorders the state alone and returns (None, state): beam
-    backpointers move rows within a sentence, whose memory rows are identical copies, so the
-    memory (the largest tensors) only moves when the batch changes.
+    The memory has one row per source sentence and the state G consecutive rows per sentence
+    (beam search: G = beam_size, the model attends with all G over the one memory row; greedy
+    search: G = 1). `reorder(memory, state, index)` selects rows of either, one given as None
+    staying None: beam backpointers move state rows only, and the memory (the largest tensors)
+    moves only when sentences leave the batch.
     """
 
     def eval(self) -> Any: ...
@@ -54,7 +56,7 @@ class Decodable(Protocol):
     def next_token_scores(self, prev_tokens: torch.Tensor, state: Any, memory: Any
                           ) -> tuple[torch.Tensor, torch.Tensor, Any, torch.Tensor]: ...
 
-    def reorder(self, memory: Any, state: Any, index: torch.Tensor) -> tuple[Any, Any]: ...
+    def reorder(self, memory: Any | None, state: Any | None, index: torch.Tensor) -> tuple[Any, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -383,8 +385,7 @@ class BeamSearch(Search):
         batch_size, device, beam = src.size(0), src.device, self.beam_size
         src_lengths = src_lengths.to(device)
         memory, state = model.start(src, src_lengths)
-        copies = torch.arange(batch_size, device=device).repeat_interleave(beam)  # one row per beam
-        memory_rows = batch_size * beam
+        copies = torch.arange(batch_size, device=device).repeat_interleave(beam)  # one state row per beam
         min_lengths, max_lengths = self.length_limits(src_lengths)  # (A,)
         steps, bounds = int(max_lengths.max()), self._mask_bounds(min_lengths, max_lengths)
         # Per batch, not per step: each row's limits, and each sentence's penalty at its limit
@@ -412,7 +413,7 @@ class BeamSearch(Search):
             if step == 0:  # the beams start identical: the model steps one row per sentence, then copies
                 scores, normalizers, state, weights = self._step(model, history[::beam, :1], state, memory,
                                                                  min_lengths, max_lengths, *bounds)
-                memory, state = model.reorder(memory, state, copies)
+                state = model.reorder(None, state, copies)[1]
                 scores, normalizers, weights = (t.index_select(0, copies) for t in (scores, normalizers, weights))
             else:
                 scores, normalizers, state, weights = self._step(model, history[:, :step + 1], state, memory,
@@ -453,12 +454,9 @@ class BeamSearch(Search):
                 row_min, row_max = row_min.view(active, beam)[keep].view(-1), row_max.view(active, beam)[keep].view(-1)
                 source_mask, finished = source_mask[keep], finished.select(keep)
                 open_log_probs, tokens, rows = open_log_probs[keep], tokens[keep], rows[keep]
+                memory = model.reorder(memory, None, keep)[0]  # one row per sentence
             rows = rows.view(-1)
-            if rows.numel() == memory_rows:  # backpointers only: the memory's rows stay valid
-                state = model.reorder(None, state, rows)[1]
-            else:
-                memory, state = model.reorder(memory, state, rows)
-                memory_rows = rows.numel()
+            state = model.reorder(None, state, rows)[1]
             history = history.index_select(0, rows)
             history[:, step + 1] = tokens.view(-1)
             if coverage is not None:

@@ -11,6 +11,7 @@ from nmt.modules.attention import (AdditiveScorer, Attention, ConcatScorer, Cove
                                    GeneralScorer, LocationScorer, ScaledDotScorer)
 
 BATCH, SOURCE, QUERY, KEY = 3, 6, 5, 10
+GROUP = 2  # queries per source sentence, as beam search asks (see `nmt.modules.attention`)
 LENGTHS = [6, 3, 1]
 
 
@@ -88,23 +89,40 @@ def test_weights_are_zero_on_padding_and_sum_to_one(name):
 
 @pytest.mark.parametrize("name", SCORERS)
 def test_scorer_matches_its_equation(name):
+    """For groups of queries (B, G, Q) against one sentence's keys each: e[b, g, j]."""
     factory, key_size, equation = SCORERS[name]
-    query, keys, _, cov = inputs(key_size)
+    _, keys, _, _ = inputs(key_size)
+    query = torch.randn(BATCH, GROUP, QUERY, dtype=torch.float64)
+    cov = torch.rand(BATCH, GROUP, SOURCE, dtype=torch.float64)
     scorer = factory(query_size=QUERY, key_size=key_size).double()
     args = (cov,) if scorer.uses_coverage else ()
     energies = scorer(query, scorer.precompute(keys), *args)
-    expected = torch.stack([torch.stack([equation(scorer, query[b], keys[b, j], cov[b, j]) for j in range(SOURCE)])
-                            for b in range(BATCH)])
+    expected = torch.tensor([[[equation(scorer, query[b, g], keys[b, j], cov[b, g, j]) for j in range(SOURCE)]
+                              for g in range(GROUP)] for b in range(BATCH)], dtype=torch.float64)
     assert_close(energies, expected)
 
 
 def test_location_scorer_matches_its_equation_and_ignores_keys():
-    query, keys, _, _ = inputs(KEY)
+    _, keys, _, _ = inputs(KEY)
+    query = torch.randn(BATCH, GROUP, QUERY, dtype=torch.float64)
     scorer = LocationScorer(query_size=QUERY, key_size=KEY, max_source_length=8).double()
-    expected = (query @ scorer.weight.weight.T + scorer.weight.bias)[:, :SOURCE]
+    expected = (query @ scorer.weight.weight.T + scorer.weight.bias)[..., :SOURCE]
     assert_close(scorer(query, scorer.precompute(keys)), expected)
     with pytest.raises(ValueError, match="max_source_length=8"):
         scorer(query, torch.zeros(BATCH, 9, KEY, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", [*SCORERS, "location"])
+def test_a_group_of_queries_attends_as_each_query_over_its_own_copy(name):
+    """G consecutive query rows over one memory row (beam search) = each row over a copy."""
+    _, keys, mask, _, attention = attention_inputs(name)
+    query = torch.randn(BATCH * GROUP, QUERY, dtype=torch.float64)
+    cov = torch.rand(BATCH * GROUP, SOURCE, dtype=torch.float64)
+    copies = torch.arange(BATCH).repeat_interleave(GROUP)
+    grouped = attend(attention, query, keys, mask, cov)
+    alone = attend(attention, query, keys[copies], mask[copies], cov)
+    for actual, expected in zip(grouped, alone):
+        assert_close(actual, expected)
 
 
 @pytest.mark.parametrize("name", [*SCORERS, "location"])

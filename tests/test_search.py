@@ -160,7 +160,7 @@ class Scripted:
         return scores, normalizers, state + 1, torch.zeros(state.size(0), self.source_length, dtype=torch.float64)
 
     def reorder(self, memory, state, index):
-        return memory, state.index_select(0, index)
+        return memory, None if state is None else state.index_select(0, index)
 
 
 def test_the_exact_rule_waits_for_an_output_that_pays_off_only_at_the_length_limit():

@@ -4,6 +4,10 @@ A scorer is one small class: `precompute(keys)` does the work that depends only 
 (once per batch, e.g. the projection U h(j) of additive attention), and `forward(query, keys)`
 returns the energies e(i, j). Everything else lives once, in `Attention.forward`. Adding a
 scorer is one class here plus one YAML file in `configs/model/attention/`.
+
+Queries come in groups: (B, G, Q) against keys (B, S, *), G queries per source sentence, so beam
+search attends with its beam_size hypotheses of a sentence over one copy of the sentence's
+memory instead of beam_size copies (training and greedy search: G = 1).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class Scorer(nn.Module):
         key_size: size of an encoder annotation.
 
     A scorer that sets `uses_coverage` also receives the running sum of past attention
-    weights, (B, S), as a third argument.
+    weights, (B, G, S), as a third argument.
     """
 
     uses_coverage = False
@@ -38,13 +42,14 @@ class Scorer(nn.Module):
         return keys
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Energies: query (B, Q), precomputed keys (B, S, *) -> (B, S)."""
+        """Energies: queries (B, G, Q), precomputed keys (B, S, *) -> (B, G, S)."""
         raise NotImplementedError
 
 
 def tanh_layer_energies(from_query: torch.Tensor, doubled_keys: torch.Tensor, v: nn.Linear,
                         doubled_extra: torch.Tensor | None = None) -> torch.Tensor:
-    """v^T tanh(from_query + keys (+ extra)) at every source position: (B, A), (B, S, A) -> (B, S).
+    """v^T tanh(from_query + keys (+ extra)) at every source position: (B, G, A), (B, S, A) and
+    (B, G, S, A) -> (B, G, S).
 
     Evaluated as 2 v^T sigmoid(2 from_query + 2 keys) - sum(v), the same function, since
     tanh(x) = 2 sigmoid(2x) - 1: PyTorch's CPU tanh costs about five times its sigmoid, and this
@@ -52,10 +57,10 @@ def tanh_layer_energies(from_query: torch.Tensor, doubled_keys: torch.Tensor, v:
     additive energies' forward 4-5x faster, forward and backward 1.6x). The caller's keys (and
     `doubled_extra`) come doubled, once per batch, so the step adds no pass over (B, S, A).
     """
-    doubled = (2 * from_query).unsqueeze(1) + doubled_keys  # (B, S, A)
+    doubled = (2 * from_query).unsqueeze(-2) + doubled_keys.unsqueeze(1)  # (B, G, S, A)
     if doubled_extra is not None:
         doubled = doubled + doubled_extra
-    return 2 * v(torch.sigmoid_(doubled)).squeeze(-1) - v.weight.sum()  # (B, S)
+    return 2 * v(torch.sigmoid_(doubled)).squeeze(-1) - v.weight.sum()  # (B, G, S)
 
 
 class AdditiveScorer(Scorer):
@@ -75,7 +80,7 @@ class AdditiveScorer(Scorer):
         return 2 * self.key_proj(keys)  # (B, S, A): 2 U h(j), see `tanh_layer_energies`
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return tanh_layer_energies(self.query_proj(query), keys, self.v)  # (B, S)
+        return tanh_layer_energies(self.query_proj(query), keys, self.v)  # (B, G, S)
 
 
 class CoverageScorer(AdditiveScorer):
@@ -90,7 +95,7 @@ class CoverageScorer(AdditiveScorer):
         self.coverage_proj = nn.Linear(1, hidden_size, bias=False)  # w_c
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
-        doubled_coverage = self.coverage_proj(2 * coverage.unsqueeze(-1))  # (B, S, A)
+        doubled_coverage = self.coverage_proj(2 * coverage.unsqueeze(-1))  # (B, G, S, A)
         return tanh_layer_energies(self.query_proj(query), keys, self.v, doubled_coverage)
 
 
@@ -115,7 +120,7 @@ class DotScorer(Scorer):
         return self.key_proj(keys) if self.key_proj is not None else keys  # (B, S, Q)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
+        return torch.bmm(query, keys.transpose(1, 2))  # (B, G, S)
 
 
 class ScaledDotScorer(DotScorer):
@@ -152,7 +157,7 @@ class ConcatScorer(Scorer):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         from_query = torch.nn.functional.linear(query, self.weight.weight[:, : self.query_size], self.weight.bias)
-        return tanh_layer_energies(from_query, keys, self.v)  # (B, S)
+        return tanh_layer_energies(from_query, keys, self.v)  # (B, G, S)
 
 
 class LocationScorer(Scorer):
@@ -175,7 +180,7 @@ class LocationScorer(Scorer):
         if length > self.max_source_length:
             raise ValueError(f"location attention: source of {length} tokens exceeds "
                              f"max_source_length={self.max_source_length}")
-        return self.weight(query)[:, :length]  # (B, S)
+        return self.weight(query)[..., :length]  # (B, G, S)
 
 
 class Attention(nn.Module):
@@ -200,22 +205,28 @@ class Attention(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
                 coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attends once.
+        """Attends once, with N = B x G queries: each group of G consecutive rows attends over
+        one source sentence (see the module docstring).
 
         Args:
-            query: (B, Q) decoder state.
+            query: (N, Q) decoder states.
             keys: (B, S, *) output of `precompute`.
             values: (B, S, V) encoder annotations h(j).
             mask: (B, S) True at real positions; padded positions get weight exactly 0.
-            coverage: (B, S) sum of past weights, for scorers that use it.
+            coverage: (N, S) sum of past weights, for scorers that use it.
 
         Returns:
-            context (B, V) = sum_j alpha(j) h(j), and the weights alpha (B, S).
+            context (N, V) = sum_j alpha(j) h(j), and the weights alpha (N, S).
         """
-        energies = self.scorer(query, keys, coverage) if self.uses_coverage else self.scorer(query, keys)
-        weights = torch.softmax(energies.masked_fill(~mask, float("-inf")), dim=-1)  # (B, S)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (B, V)
-        return context, weights
+        sentences = keys.size(0)  # -1 below, not N // B: a traced export keeps the group size free
+        grouped = query.view(sentences, -1, query.size(-1))  # (B, G, Q)
+        if self.uses_coverage:
+            energies = self.scorer(grouped, keys, coverage.view(sentences, -1, coverage.size(-1)))
+        else:
+            energies = self.scorer(grouped, keys)
+        weights = torch.softmax(energies.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)  # (B, G, S)
+        context = torch.bmm(weights, values)  # (B, G, V)
+        return context.flatten(0, 1), weights.flatten(0, 1)
 
 
 class FixedContext(nn.Module):
@@ -241,5 +252,8 @@ class FixedContext(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
                 coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The precomputed context (B, K) whatever the query, and all-zero weights (B, S)."""
-        return keys[:, 0], torch.zeros_like(mask, dtype=values.dtype)
+        """The precomputed context (N, K) whatever the queries (N, Q), and all-zero weights (N, S);
+        N = B x G as in `Attention.forward`."""
+        groups = query.view(mask.size(0), -1, query.size(-1)).size(1)  # G
+        weights = torch.zeros_like(mask, dtype=values.dtype).unsqueeze(1)  # (B, 1, S)
+        return keys.expand(-1, groups, -1).flatten(0, 1), weights.expand(-1, groups, -1).flatten(0, 1)

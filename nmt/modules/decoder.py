@@ -39,7 +39,8 @@ class Memory:
     """Source-side tensors read at every decoder step, computed once per batch.
 
     Attributes:
-        keys: (B, S, *) the scorer's precomputed keys.
+        keys: (B, S, *) the scorer's precomputed keys (one row per sentence; the state may have
+            G rows per sentence, see `nmt.modules.attention`).
         values: (B, S, K) encoder annotations.
         mask: (B, S) True at real source positions.
         step_weights: the step's linear weights in the autocast dtype, cast once per batch, when
@@ -153,12 +154,13 @@ class RecurrentDecoder(nn.Module):
             state["coverage"] = torch.zeros_like(encoded.mask, dtype=hidden.dtype)  # (B, S)
         return memory, state
 
-    def reorder(self, memory: Memory | None, state: DecoderState, index: torch.Tensor
-                ) -> tuple[Memory | None, DecoderState]:
-        """Selects (or repeats) batch rows of the memory and state: index (N',) of rows. A memory
-        of None stays None (the search reorders the state alone)."""
+    def reorder(self, memory: Memory | None, state: DecoderState | None, index: torch.Tensor
+                ) -> tuple[Memory | None, DecoderState | None]:
+        """Selects (or repeats) batch rows of the memory and the state: index (N',) of rows. One
+        given as None stays None (beam search moves the state's rows at every step, the
+        memory's, one per sentence, only when sentences leave)."""
         memory = memory.index_select(index) if memory is not None else None
-        return memory, {name: tensor.index_select(0, index) for name, tensor in state.items()}
+        return memory, None if state is None else {name: tensor.index_select(0, index) for name, tensor in state.items()}
 
     def attend(self, query: torch.Tensor, state: DecoderState, memory: Memory
                ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:

@@ -119,8 +119,9 @@ class Seq2Seq(nn.Module):
         scorer = self.decoder.attention.scorer if self.has_attention else None
         return scorer.max_source_length if isinstance(scorer, LocationScorer) else None
 
-    def reorder(self, memory: Memory | None, state: DecoderState, index: torch.Tensor
-                ) -> tuple[Memory | None, DecoderState]:
-        """Selects (or repeats) batch rows, index (N',): one copy per beam, beam backpointers,
-        finished sentences leaving. Searches call this and never look inside memory or state."""
+    def reorder(self, memory: Memory | None, state: DecoderState | None, index: torch.Tensor
+                ) -> tuple[Memory | None, DecoderState | None]:
+        """Selects (or repeats) batch rows of the memory and the state (each unless None), index
+        (N',): one state copy per beam, beam backpointers, finished sentences leaving. Searches
+        call this and never look inside memory or state."""
         return self.decoder.reorder(memory, state, index)
