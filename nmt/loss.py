@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import TypeVar
-
 import torch
 from torch import nn
 
+from nmt import compilation
 from nmt.data.batching import Batch
 from nmt.tokenizer import PAD_ID
-
-T = TypeVar("T")
 
 
 def coverage_penalty(attention: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
@@ -44,12 +39,6 @@ def _row_gradients(logits: torch.Tensor, target: torch.Tensor, lse: torch.Tensor
     return ((softmax - smoothing / logits.size(-1) + target_terms) * row_scale[:, None]).to(logits.dtype)
 
 
-@functools.cache
-def _compiled(function: Callable[..., T]) -> Callable[..., T]:
-    """`function` through `torch.compile`, built on first use (importing dynamo is slow)."""
-    return torch.compile(function, dynamic=True)
-
-
 class SmoothedCrossEntropy(torch.autograd.Function):
     """Summed label-smoothed cross-entropy of (N, V) logits, computed in fp32; the same value and
     gradient as `F.cross_entropy(logits.float(), ..., reduction="sum")`.
@@ -75,7 +64,7 @@ class SmoothedCrossEntropy(torch.autograd.Function):
                 ) -> torch.Tensor:
         kept = (target != PAD_ID).float()  # (N,)
         if compiled:
-            row_loss, lse = _compiled(_row_losses)(logits, target, smoothing)
+            row_loss, lse = compilation.compiled(_row_losses)(logits, target, smoothing)
         else:
             row_loss, lse = (torch.cat(parts) for parts in zip(*(
                 _row_losses(logits[rows], target[rows], smoothing) for rows in _blocks(logits.size(0)))))
@@ -88,7 +77,7 @@ class SmoothedCrossEntropy(torch.autograd.Function):
         logits, target, lse, kept = ctx.saved_tensors
         row_scale = kept * grad_loss  # (N,): padding rows get no gradient
         if ctx.compiled:
-            return _compiled(_row_gradients)(logits, target, lse, row_scale, ctx.smoothing), None, None, None
+            return compilation.compiled(_row_gradients)(logits, target, lse, row_scale, ctx.smoothing), None, None, None
         grad = torch.empty_like(logits)
         for rows in _blocks(logits.size(0)):
             grad[rows] = _row_gradients(logits[rows], target[rows], lse[rows], row_scale[rows], ctx.smoothing)

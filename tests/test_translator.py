@@ -235,9 +235,9 @@ def test_compiled_decoding_comes_from_the_run_unless_overridden(tokenizers, tmp_
     save_checkpoint(tmp_path / "compiled.pt", payload)
     compiled = Translator.from_checkpoint(tmp_path / "compiled.pt", device="cpu")
     eager = Translator.from_checkpoint(tmp_path / "compiled.pt", device="cpu", compile=False)
-    assert compiled.model.compiled_normalizer and not eager.model.compiled_normalizer
+    assert compiled.model.decoder.compiled_decoding and not eager.model.decoder.compiled_decoding
     assert compiled.translate(SOURCES, beam_size=3) == eager.translate(SOURCES, beam_size=3)
     del payload["config"]["decode_compile"]  # a run from before the key: eager
     save_checkpoint(tmp_path / "older.pt", payload)
-    assert not Translator.from_checkpoint(tmp_path / "older.pt", device="cpu").model.compiled_normalizer
-    assert Translator.from_checkpoint(tmp_path / "older.pt", device="cpu", compile=True).model.compiled_normalizer
+    assert not Translator.from_checkpoint(tmp_path / "older.pt", device="cpu").model.decoder.compiled_decoding
+    assert Translator.from_checkpoint(tmp_path / "older.pt", device="cpu", compile=True).model.decoder.compiled_decoding

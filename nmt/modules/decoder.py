@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nmt.compilation import compiled
 from nmt.modules.attention import Attention, FixedContext, Scorer
 from nmt.modules.cells import DeepOutput, GRUStack
 from nmt.modules.encoder import EncoderOutput
@@ -94,8 +95,7 @@ class RecurrentDecoder(nn.Module):
         self.init_state = nn.Linear(init_size, num_layers * hidden_size)
         self.rnn = GRUStack(embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
         self.generator = nn.Linear(readout_size, vocab_size)
-        self._compiled_step: Callable[..., tuple[DecoderState, torch.Tensor, torch.Tensor]] | None = None
-        self._compile_teacher_forcing = self._compile_decoding = False
+        self.compiled_teacher_forcing = self.compiled_decoding = False  # see the two methods below
         if tie_embeddings:
             if readout_size != embedding_size:
                 raise ValueError(f"tie_embeddings needs the readout size ({readout_size}) to equal the "
@@ -121,8 +121,7 @@ class RecurrentDecoder(nn.Module):
         Compiles the unbound method, so a copy of the module (`copy.deepcopy`) steps itself, not
         the original.
         """
-        self._compile_teacher_forcing = True
-        self._compiled_step = self._compiled_step or torch.compile(type(self).step, dynamic=True)
+        self.compiled_teacher_forcing = True
 
     def compile_decoding(self) -> None:
         """Runs `step` through `torch.compile` in free-running decoding (`decode_step`) too, with
@@ -131,8 +130,7 @@ class RecurrentDecoder(nn.Module):
         eager, 2.4 s compiled). The fused kernels round less than eager bf16 does, so the output
         may differ in a few sentences (BLEU 37.63 against 37.52 for beam 5 on test_2016_flickr).
         """
-        self._compile_decoding = True
-        self._compiled_step = self._compiled_step or torch.compile(type(self).step, dynamic=True)
+        self.compiled_decoding = True
 
     def _step_modules(self) -> list[nn.Module]:
         """The modules whose linear layers `step` uses."""
@@ -144,7 +142,7 @@ class RecurrentDecoder(nn.Module):
         The state is in the parameters' dtype even under autocast (see the module docstring).
         """
         # Free-running decoding runs without gradients; the teacher-forced forward casts its own.
-        decoding = self._compile_decoding and not torch.is_grad_enabled()
+        decoding = self.compiled_decoding and not torch.is_grad_enabled()
         step_weights = linear_weight_casts(self, self._step_modules()) if decoding else {}
         memory = Memory(self.attention.precompute(encoded), encoded.states, encoded.mask, step_weights)
         projected = self.init_state(encoded.final_backward).to(self.init_state.weight.dtype)
@@ -190,7 +188,7 @@ class RecurrentDecoder(nn.Module):
             logits (B, T, V) and attention weights (B, T, S).
         """
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
-        step = functools.partial(self._compiled_step, self) if self._compile_teacher_forcing else self.step
+        step = functools.partial(compiled(type(self).step), self) if self.compiled_teacher_forcing else self.step
         features, weights = [], []
         with linear_weights_cast_once(self, self._step_modules()):  # see `compile_teacher_forcing`
             for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
@@ -204,9 +202,10 @@ class RecurrentDecoder(nn.Module):
                     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step of free-running decoding: y(i-1) (B,) -> logits (B, V), state, alpha (B, S)."""
         embedded = self.embedding_dropout(self.embedding(prev_tokens))  # (B, E)
-        if self._compile_decoding:
+        if self.compiled_decoding:
             with with_weights(self, memory.step_weights):
-                state, features, weights = self._compiled_step(self, self.rnn.precompute(embedded), state, memory)
+                state, features, weights = compiled(type(self).step)(self, self.rnn.precompute(embedded), state,
+                                                                     memory)
         else:
             state, features, weights = self.step(self.rnn.precompute(embedded), state, memory)
         return self.generator(self.output_dropout(self.readout(features, embedded))), state, weights
