@@ -142,6 +142,8 @@ def build_searches(cfg: DictConfig) -> tuple[Search, Search]:
         check_precision(cfg.decode_precision, "decode_precision")
     except ValueError as error:
         raise UserError(str(error)) from None
+    if not isinstance(cfg.decode_compile, bool):
+        raise UserError(f"decode_compile={cfg.decode_compile!r}: use true or false")
     return (configured("valid_decode", lambda: build_search(cfg.valid_decode)),
             configured("decode", lambda: build_search(cfg.decode)))
 
@@ -236,9 +238,9 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
         if not distributed.is_main:  # ... what the other ranks then find in the caches
             splits, tokenizers, train_data, valid_data = load_data(cfg, layout)
         model = build_model(cfg, *tokenizers, device)
+        valid_search, test_search = build_searches(cfg)
         if cfg.decode_compile:
             model.compile_decoding()
-        valid_search, test_search = build_searches(cfg)
         if distributed.rank > 0:  # own dropout masks per rank; rank 0 draws what one process would
             seed_everything(cfg.seed + distributed.rank)
         trainer = build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout, device,

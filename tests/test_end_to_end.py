@@ -77,6 +77,7 @@ def test_user_errors_are_one_line(tmp_path):
 @pytest.mark.parametrize("setting, message", [
     ("decode.beam_size=0", "error: decode: decode.beam_size=0: must be at least 1"),
     ("decode_precision=fp8", "error: decode_precision='fp8': use one of fp32, bf16, fp16"),
+    ("decode_compile=maybe", "error: decode_compile='maybe': use true or false"),
 ])
 def test_a_bad_search_setting_stops_the_run_before_training(tmp_path, setting, message):
     train = run(str(ROOT / "train.py"), setting, "data.num_train=300", "hydra.run.dir=run", cwd=tmp_path)
