@@ -3,7 +3,8 @@
 The counter turns every matrix product (mm, addmm, bmm) into 2 x rows x inner x columns from
 its shapes; elementwise work (tanh, sigmoid, softmax, the loss) is not counted, as usual for
 FLOP figures. Padded positions count: the decoder steps every row of a batch to the longest
-target, and that work is done, so FLOPs per target token include the padding's share.
+target (and the encoder's compiled recurrence, `RNNEncoder.compile_recurrence`, every row to the
+longest source), and that work is done, so FLOPs per target token include the padding's share.
 
 Counting runs on a CPU copy of the model in fp32, whatever device and precision it trains on:
 FLOPs are a property of the model and the batch shapes. On the CPU `nn.GRU` (packed sequences

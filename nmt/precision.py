@@ -29,14 +29,19 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
     return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matrix multiplications in on `device_type` here; None outside
+    autocast."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
 def linear_weight_casts(root: nn.Module, parts: Iterable[nn.Module]) -> dict[str, torch.Tensor]:
     """The weights of the `nn.Linear` layers in `parts` (submodules of `root`) cast to the autocast
     dtype, by their names in `root`, for `with_weights`; empty outside autocast. The casts are
     differentiable (their gradients reach the parameters)."""
-    device_type = next(root.parameters()).device.type
-    if not torch.is_autocast_enabled(device_type):
+    dtype = autocast_dtype(next(root.parameters()).device.type)
+    if dtype is None:
         return {}
-    dtype = torch.get_autocast_dtype(device_type)
     inside = {id(module) for part in parts for module in part.modules()}
     return {f"{name}.weight": module.weight.to(dtype) for name, module in root.named_modules()
             if isinstance(module, nn.Linear) and id(module) in inside}

@@ -74,8 +74,9 @@ class TrainerConfig:
         valid_max_tokens: token budget of a validation batch.
         precision: `fp32`, `bf16` (autocast) or `fp16` (autocast with a gradient scaler).
             Weights and optimizer state stay fp32; validation runs in fp32.
-        compile: run the decoder step of the teacher-forced forward and the training loss through
-            `torch.compile` (`RecurrentDecoder.compile_teacher_forcing`, `SmoothedCrossEntropy`).
+        compile: run the encoder's recurrence (on the CPU), the decoder step of the teacher-forced
+            forward and the training loss through `torch.compile` (`RNNEncoder.compile_recurrence`,
+            `RecurrentDecoder.compile_teacher_forcing`, `SmoothedCrossEntropy`).
         resume: `auto` (continue from the run directory's `last.pt` when it exists), a
             checkpoint path, or None (start afresh).
         attention_samples: validation sentences whose attention maps and translations are
@@ -170,6 +171,7 @@ class Trainer:
                     if distributed.enabled else None)
         self.network = self.ddp or model
         if config.compile:
+            model.encoder.compile_recurrence()
             model.decoder.compile_teacher_forcing()
         self.board = Board(layout.tensorboard if distributed.is_main else None,
                            purge_step=self.progress.step if resume_from else None)

@@ -12,6 +12,7 @@ from nmt.experiment import build_model, build_searches, build_trainer, load_data
 from nmt.modules.attention import AdditiveScorer, GeneralScorer
 from nmt.modules.cells import DeepOutput
 from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
+from nmt.modules.dropout import Dropout
 from nmt.run_layout import RunLayout
 from nmt.schedulers import ExponentialDecay
 from tests.test_configs import compose_train
@@ -78,7 +79,7 @@ def test_luong2015_has_the_papers_sizes_and_training_settings():
     assert len(decoder.rnn.hidden_to_gates) == 4 and decoder.attentional_size == 1000
     assert decoder.input_feeding and decoder.rnn.dynamic_to_gates.in_features == 1000  # h~(t-1) fed back
     assert isinstance(decoder.attention.scorer, GeneralScorer)
-    assert {m.p for m in model.modules() if isinstance(m, nn.Dropout)} == {0.2} and encoder.rnn.dropout == 0.2
+    assert {m.p for m in model.modules() if isinstance(m, Dropout)} == {0.2} and encoder.rnn.dropout == 0.2
     optimizer = instantiate(cfg.optim)(model.parameters())
     assert isinstance(optimizer, torch.optim.SGD)
     assert (optimizer.defaults["lr"], optimizer.defaults["momentum"]) == (1.0, 0.0)

@@ -331,6 +331,7 @@ def test_a_compiled_forward_trains_like_the_eager_one(tmp_path, target_tokenizer
     eager = make_trainer(tmp_path / "eager", target_tokenizer)
     compiled = make_trainer(tmp_path / "compiled", target_tokenizer, compile=True)
     compiled.model.load_state_dict(eager.model.state_dict())
+    assert compiled.model.encoder.compiled_recurrence and not eager.model.encoder.compiled_recurrence
     batch = first_batch(eager)
     for _ in range(3):
         assert compiled.train_step(*batch)[0] == pytest.approx(eager.train_step(*batch)[0], rel=1e-4)

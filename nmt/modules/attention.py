@@ -56,10 +56,18 @@ def tanh_layer_energies(from_query: torch.Tensor, doubled_keys: torch.Tensor, v:
     (B, S, A) activation is the largest elementwise work of a decoder step (measured: the
     additive energies' forward 4-5x faster, forward and backward 1.6x). The caller's keys (and
     `doubled_extra`) come doubled, once per batch, so the step adds no pass over (B, S, A).
+
+    Under `torch.compile` the product with v is written as a multiply and a sum, which the
+    compiler fuses with the sigmoid into one pass (and its backward into one more), where the
+    matrix-vector product of eager mode writes the (B, G, S, A) sigmoids and reads them back,
+    forward and backward (`+experiment=bahdanau` in bf16: 1.5% more target tokens/s).
     """
     doubled = (2 * from_query).unsqueeze(-2) + doubled_keys.unsqueeze(1)  # (B, G, S, A)
     if doubled_extra is not None:
         doubled = doubled + doubled_extra
+    if torch.compiler.is_compiling():
+        weights = v.weight.squeeze(0)
+        return 2 * (torch.sigmoid(doubled) * weights).sum(-1) - weights.sum()  # (B, G, S)
     return 2 * v(torch.sigmoid_(doubled)).squeeze(-1) - v.weight.sum()  # (B, G, S)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nmt.modules.dropout import Dropout
+
 
 class GRUStack(nn.Module):
     """Stacked GRU cells advanced one step at a time.
@@ -31,14 +33,17 @@ class GRUStack(nn.Module):
         self.dynamic_to_gates = nn.Linear(dynamic_size, 3 * hidden_size, bias=False) if dynamic_size else None
         self.below_to_gates = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers - 1))
         self.hidden_to_gates = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def precompute(self, static: torch.Tensor) -> torch.Tensor:
         """(..., static_size) -> (..., 3H): the static part of layer 1's gates."""
         return self.static_to_gates(static)
 
     @staticmethod
-    def _update(from_input: torch.Tensor, from_hidden: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    def update(from_input: torch.Tensor, from_hidden: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The GRU equations (Cho et al. 2014, as `nn.GRU`): gates from the input (..., 3H) and
+        from the state (..., 3H), each [reset; update; candidate], and the state (..., H) -> the
+        new state, in the state's dtype."""
         # Gates from autocast matmuls may be bf16/fp16: do the update in the state's dtype so the
         # new state keeps it (see the module docstring).
         input_r, input_z, input_n = from_input.to(hidden.dtype).chunk(3, dim=-1)
@@ -61,7 +66,7 @@ class GRUStack(nn.Module):
         for layer, hidden_to_gates in enumerate(self.hidden_to_gates):
             if layer > 0:
                 from_input = self.below_to_gates[layer - 1](self.dropout(layers[-1]))
-            layers.append(self._update(from_input, hidden_to_gates(hidden[:, layer]), hidden[:, layer]))
+            layers.append(self.update(from_input, hidden_to_gates(hidden[:, layer]), hidden[:, layer]))
         return torch.stack(layers, dim=1)
 
 

@@ -27,8 +27,9 @@ from torch import nn
 from nmt.compilation import compiled
 from nmt.modules.attention import Attention, FixedContext, Scorer
 from nmt.modules.cells import DeepOutput, GRUStack
+from nmt.modules.dropout import Dropout
 from nmt.modules.encoder import EncoderOutput
-from nmt.precision import linear_weight_casts, linear_weights_cast_once, with_weights
+from nmt.precision import autocast_dtype, linear_weight_casts, linear_weights_cast_once, with_weights
 from nmt.tokenizer import PAD_ID
 
 DecoderState = dict[str, torch.Tensor]
@@ -42,7 +43,7 @@ class Memory:
     Attributes:
         keys: (B, S, *) the scorer's precomputed keys (one row per sentence; the state may have
             G rows per sentence, see `nmt.modules.attention`).
-        values: (B, S, K) encoder annotations.
+        values: (B, S, K) encoder annotations (in the autocast dtype under autocast, see `start`).
         mask: (B, S) True at real source positions.
         step_weights: the step's linear weights in the autocast dtype, cast once per batch, when
             decoding runs the compiled step (`compile_decoding`); else empty.
@@ -87,9 +88,9 @@ class RecurrentDecoder(nn.Module):
         super().__init__()
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.hidden_dropout = nn.Dropout(hidden_dropout)
-        self.output_dropout = nn.Dropout(output_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
+        self.hidden_dropout = Dropout(hidden_dropout)
+        self.output_dropout = Dropout(output_dropout)
         self.attention = (Attention(scorer(query_size=hidden_size, key_size=key_size)) if scorer is not None
                           else FixedContext(2 * init_size, key_size))
         self.init_state = nn.Linear(init_size, num_layers * hidden_size)
@@ -140,11 +141,17 @@ class RecurrentDecoder(nn.Module):
         """Precomputes the attention keys and the initial state s(0) = tanh(W_s backward h(1)).
 
         The state is in the parameters' dtype even under autocast (see the module docstring).
+        Under autocast the values (the annotations the context averages) are cast to its dtype
+        here, once per batch: autocast's `bmm` would cast them at every step, a (B, S, 2H) pass
+        (and, in training, a (B, S, 2H) copy kept for the backward) per step; the context is the
+        same. Their gradient is then summed over the steps in that dtype, like the keys'.
         """
         # Free-running decoding runs without gradients; the teacher-forced forward casts its own.
         decoding = self.compiled_decoding and not torch.is_grad_enabled()
         step_weights = linear_weight_casts(self, self._step_modules()) if decoding else {}
-        memory = Memory(self.attention.precompute(encoded), encoded.states, encoded.mask, step_weights)
+        values_dtype = autocast_dtype(encoded.states.device.type) or encoded.states.dtype
+        memory = Memory(self.attention.precompute(encoded), encoded.states.to(values_dtype), encoded.mask,
+                        step_weights)
         projected = self.init_state(encoded.final_backward).to(self.init_state.weight.dtype)
         hidden = torch.tanh(projected).unflatten(-1, (self.num_layers, -1))
         state = {"hidden": hidden}  # (B, L, H)
