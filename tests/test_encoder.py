@@ -78,3 +78,20 @@ def test_the_compiled_recurrence_steps_as_nn_gru():
     assert_close(compiled_out.final_backward, packed_out.final_backward, rtol=1e-5, atol=1e-6)
     for name, gradient in packed_grads.items():
         assert_close(compiled_grads[name], gradient, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_under_bf16_autocast_the_stepped_recurrence_keeps_its_state_in_fp32():
+    """The matmuls run in bf16, the carried state does not (as in the decoder): the states are
+    fp32 and within bf16 rounding of nn.GRU's fp32 ones."""
+    torch.manual_seed(2)
+    encoder = RNNEncoder(vocab_size=24, embedding_size=16, hidden_size=12).eval()
+    src, lengths = _padded_batch([9, 4, 6])
+    reference = encoder(src, lengths)
+    with patch("nmt.modules.encoder.stepped_bidirectional_gru",
+               functools.partial(stepped_bidirectional_gru, compile_step=False)):
+        encoder.compile_recurrence()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            stepped = encoder(src, lengths)
+    assert stepped.states.dtype == stepped.final_backward.dtype == torch.float32
+    assert_close(stepped.states, reference.states, rtol=0, atol=3e-2)
+    assert not torch.equal(stepped.states, reference.states)  # the products did run in bf16
