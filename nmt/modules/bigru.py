@@ -35,6 +35,12 @@ def _step(input_gates: torch.Tensor, hidden: torch.Tensor, weight_hh: torch.Tens
     return torch.where(real, GRUStack.update(input_gates, hidden_gates, hidden), hidden)
 
 
+def _parameters(gru: nn.GRU, suffix: str) -> dict[str, torch.Tensor]:
+    """One direction of one layer: `nn.GRU`'s weight_ih, bias_ih, weight_hh and bias_hh named
+    with `suffix` (`_l0`, `_l0_reverse`, ...)."""
+    return {name: getattr(gru, name + suffix) for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")}
+
+
 def stepped_bidirectional_gru(gru: nn.GRU, inputs: torch.Tensor, mask: torch.Tensor, dropout: Dropout,
                               compile_step: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """What `nn.GRU` (bidirectional, batch_first, with biases) returns for a padded batch.
@@ -57,14 +63,12 @@ def stepped_bidirectional_gru(gru: nn.GRU, inputs: torch.Tensor, mask: torch.Ten
     for layer in range(gru.num_layers):
         if layer > 0:
             inputs = dropout(inputs)
-        forward, backward = (f"_l{layer}", f"_l{layer}_reverse")
-        parameter = lambda name, direction: getattr(gru, name + direction)  # noqa: E731
+        forward, backward = _parameters(gru, f"_l{layer}"), _parameters(gru, f"_l{layer}_reverse")
         # (2, B, S, 3H): the backward direction reads the source reversed
-        input_gates = torch.stack([
-            nn.functional.linear(inputs, parameter("weight_ih", forward), parameter("bias_ih", forward)),
-            nn.functional.linear(inputs.flip(1), parameter("weight_ih", backward), parameter("bias_ih", backward))])
-        weight_hh = torch.stack([parameter("weight_hh", forward), parameter("weight_hh", backward)])
-        bias_hh = torch.stack([parameter("bias_hh", forward), parameter("bias_hh", backward)]).unsqueeze(1)
+        input_gates = torch.stack([nn.functional.linear(inputs, forward["weight_ih"], forward["bias_ih"]),
+                                   nn.functional.linear(inputs.flip(1), backward["weight_ih"], backward["bias_ih"])])
+        weight_hh = torch.stack([forward["weight_hh"], backward["weight_hh"]])
+        bias_hh = torch.stack([forward["bias_hh"], backward["bias_hh"]]).unsqueeze(1)
         if dtype is not None:  # cast once here, not at every step (see `nmt.precision`)
             weight_hh, bias_hh = weight_hh.to(dtype), bias_hh.to(dtype)
         hidden = inputs.new_zeros(2, inputs.size(0), gru.hidden_size, dtype=gru.weight_hh_l0.dtype)
