@@ -75,8 +75,8 @@ class TrainerConfig:
         precision: `fp32`, `bf16` (autocast) or `fp16` (autocast with a gradient scaler).
             Weights and optimizer state stay fp32; validation runs in fp32.
         compile: run the encoder's recurrence (on the CPU), the decoder step of the teacher-forced
-            forward and the training loss through `torch.compile` (`RNNEncoder.compile_recurrence`,
-            `RecurrentDecoder.compile_teacher_forcing`, `SmoothedCrossEntropy`).
+            forward and the training loss through `torch.compile` (`Seq2Seq.compile_training`,
+            `SmoothedCrossEntropy`).
         resume: `auto` (continue from the run directory's `last.pt` when it exists), a
             checkpoint path, or None (start afresh).
         attention_samples: validation sentences whose attention maps and translations are
@@ -171,8 +171,7 @@ class Trainer:
                     if distributed.enabled else None)
         self.network = self.ddp or model
         if config.compile:
-            model.encoder.compile_recurrence()
-            model.decoder.compile_teacher_forcing()
+            model.compile_training()
         self.board = Board(layout.tensorboard if distributed.is_main else None,
                            purge_step=self.progress.step if resume_from else None)
         self._clock = time.monotonic() - self.progress.seconds

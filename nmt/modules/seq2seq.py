@@ -69,6 +69,14 @@ class Seq2Seq(nn.Module):
         memory, state = self.start(src, src_lengths)
         return self.decoder(tgt_in, state, memory)
 
+    def compile_training(self) -> None:
+        """Runs the teacher-forced forward's recurrences through `torch.compile`: the encoder's
+        (on the CPU, `RNNEncoder.compile_recurrence`) and the decoder step
+        (`RecurrentDecoder.compile_teacher_forcing`). The trainer's `compile`; the loss compiles
+        apart (`nmt.loss`)."""
+        self.encoder.compile_recurrence()
+        self.decoder.compile_teacher_forcing()
+
     def compile_decoding(self) -> None:
         """Decodes through `torch.compile`: the decoder step (`RecurrentDecoder.compile_decoding`)
         and the log normalizer of `next_token_scores`, one fused reduction over the logits in
