@@ -81,6 +81,27 @@ def test_gradients_reach_every_parameter(style):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_teacher_forcing_gives_the_gradients_of_step_by_step_decoding(style):
+    """Training's gradients: the teacher-forced forward (the embedding part of the gates
+    precomputed for all steps, the output layers over all steps at once) differentiates as
+    `decode_step` stepped along the target does, for a loss that weighs every log-probability.
+    float64: equal to rounding."""
+    model = build(style).eval()
+    batch = toy_batch(3)
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    weights = torch.randn_like(logits)  # a loss that weighs every log-probability
+    deferred = torch.autograd.grad((torch.log_softmax(logits, -1) * weights).sum(), list(model.parameters()))
+    memory, state = model.start(batch.src, batch.src_lengths)
+    total = 0
+    for t in range(batch.tgt_in.size(1)):
+        log_probs, state, _ = model.decode_step(batch.tgt_in[:, t], state, memory)
+        total = total + (log_probs * weights[:, t]).sum()
+    stepped = torch.autograd.grad(total, list(model.parameters()), allow_unused=True)
+    for (name, _), expected, actual in zip(model.named_parameters(), stepped, deferred):
+        assert_close(actual, expected if expected is not None else torch.zeros_like(actual), msg=name)
+
+
 def test_attention_keys_are_projected_once_per_batch():
     model = build("bahdanau")
     calls = []
