@@ -91,14 +91,14 @@ def test_teacher_forcing_gives_the_gradients_of_step_by_step_decoding(style):
     batch = toy_batch(3)
     logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
     weights = torch.randn_like(logits)  # a loss that weighs every log-probability
-    deferred = torch.autograd.grad((torch.log_softmax(logits, -1) * weights).sum(), list(model.parameters()))
+    teacher_forced = torch.autograd.grad((torch.log_softmax(logits, -1) * weights).sum(), list(model.parameters()))
     memory, state = model.start(batch.src, batch.src_lengths)
     total = 0
     for t in range(batch.tgt_in.size(1)):
         log_probs, state, _ = model.decode_step(batch.tgt_in[:, t], state, memory)
         total = total + (log_probs * weights[:, t]).sum()
     stepped = torch.autograd.grad(total, list(model.parameters()), allow_unused=True)
-    for (name, _), expected, actual in zip(model.named_parameters(), stepped, deferred):
+    for (name, _), expected, actual in zip(model.named_parameters(), stepped, teacher_forced):
         assert_close(actual, expected if expected is not None else torch.zeros_like(actual), msg=name)
 
 
