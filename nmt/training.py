@@ -46,6 +46,21 @@ HEAP_TRIM_EVERY = 10
 """Updates between returns of freed memory to the system (`nmt.heap`): under 1% of the time."""
 
 
+def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
+    """`torch.nn.utils.clip_grad_norm_` (the same norm, the same clipped gradients), less its
+    pass over every gradient when nothing is clipped.
+
+    `clip_grad_norm_` multiplies every gradient by min(1, max_norm / (norm + 1e-6)) even when that
+    is 1, so as not to wait for the norm on a GPU; on the CPU that multiply by 1 read and wrote all
+    10M gradients of `bahdanau`, 2-3% of an update. The trainer reads the norm on the host anyway.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if bool(max_norm / (norm + 1e-6) < 1):
+        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
+    return norm
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     """When to stop, validate, save and log, and the step's options.
@@ -207,7 +222,7 @@ class Trainer:
                 self.scaler.scale(loss * scale).backward()
             loss_sum += loss.detach().float()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
+        grad_norm = clip_gradients(list(self.model.parameters()), self.config.clip_norm)
         loss = self.distributed.sum(loss_sum) / total_tokens
         if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # equal on every rank
             self.scaler.step(self.optimizer)

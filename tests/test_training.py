@@ -20,7 +20,7 @@ from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
 from nmt.search import GreedySearch
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
-from nmt.training import Trainer, TrainerConfig
+from nmt.training import Trainer, TrainerConfig, clip_gradients
 from nmt.validation import ValidationData
 from tests.conftest import random_sentences, tiny_model
 from tests.test_sources import write_toy
@@ -81,6 +81,27 @@ def test_the_configured_fused_adam_updates_like_the_per_parameter_one(tmp_path, 
         assert losses[0] == pytest.approx(losses[1], rel=1e-4)
     for (name, a), b in zip(fused.model.named_parameters(), loop.model.parameters()):
         assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6], ids=["clipping", "not clipping"])
+def test_clip_gradients_does_what_torch_clip_grad_norm_does(max_norm):
+    """The same norm and bitwise the same gradients as torch's own function, whether it clips
+    or not (the multiply by 1 it skips changes nothing), with a parameter that has no gradient."""
+    torch.manual_seed(0)
+    shapes = [(300, 20), (20,), (7, 3, 5), (4,)]
+    ours = [torch.nn.Parameter(torch.randn(shape)) for shape in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for mine, other in zip(ours[:-1], theirs[:-1]):
+        mine.grad = torch.randn_like(mine) * 0.1
+        other.grad = mine.grad.clone()
+    norm = clip_gradients(ours, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    assert torch.equal(norm, expected)
+    for mine, other in zip(ours[:-1], theirs[:-1]):
+        assert torch.equal(mine.grad, other.grad)
+    assert ours[-1].grad is None
+    clipped = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours[:-1]])).item()
+    assert clipped == pytest.approx(min(float(expected), max_norm), rel=1e-5)
 
 
 def test_fp16_scaler_unscales_before_clipping(tmp_path, target_tokenizer):
