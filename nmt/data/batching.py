@@ -1,7 +1,6 @@
 """Token sequences -> length-bucketed, padded batches.
 
-Batches are built by a token budget: sentences of similar length are grouped (little padding,
-least of all on the target side, whose positions cost the most),
+Batches are built by a token budget: sentences of similar length are grouped (little padding),
 a batch holds as many as fit in `max_tokens` padded tokens (counting the longer of source and
 target) and at most `max_sentences`, and the batch order is shuffled each epoch from a seed.
 Batching reads lengths alone (numpy arrays); a batch's ids are copied from the (memory-mapped)
@@ -120,16 +119,14 @@ def bucket_batches(
 ) -> Batches:
     """Groups indices into batches of similar length within a padded-token budget.
 
-    Examples are sorted by (target length, source length) and cut greedily: a batch takes the
+    Examples are sorted by (source length, target length) and cut greedily: a batch takes the
     next example while rows x longest row stays within `max_tokens`. Works on length arrays
     alone (numpy), so millions of examples are batched in a fraction of a second.
 
-    Why the target first: a padded target position costs a decoder step, the deep output and
-    the vocabulary projection, several times what a padded source position costs (the encoder
-    and the attention over it). On Multi30k de->en in 64-sentence batches, sorting by source
-    first left 6.5% of the target positions padding and 0.3% of the source's; target first, 0.3%
-    and 6.5%, and `+experiment=bahdanau` trains 1.09-1.14x faster in bf16 (README, Speed).
-    Without targets (decoding) the sort is by source length.
+    Source length first, though a padded target position costs more (a decoder step and the
+    vocabulary projection): sorting by target length first trained `bahdanau` 1.05-1.14x
+    faster at 64 sentences a batch, but lost 0.1-2.1 test BLEU on each of three seeds at 3000
+    steps (README, Speed), so it was reverted.
 
     Args:
         src_lengths, tgt_lengths: token counts per example (`tgt_lengths` None when translating).
@@ -147,7 +144,7 @@ def bucket_batches(
     order = np.arange(len(src), dtype=np.int32 if len(src) < 2**31 else np.int64)  # int32: half the memory
     if rng is not None:
         rng.shuffle(order)
-    for key in (src, tgt):  # least significant first: sorted by (target, source) length, ties kept in order
+    for key in (tgt, src):  # least significant first: sorted by (source, target) length, ties kept in order
         order = order[np.argsort(_sort_key(key[order]), kind="stable")]
     bounds = _cut(np.maximum(src[order], tgt[order]) + 1, max_tokens, max_sentences)
     sequence = np.arange(len(bounds) - 1) if rng is None else rng.permutation(len(bounds) - 1)
