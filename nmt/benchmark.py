@@ -46,7 +46,7 @@ class BenchmarkOptions:
         repeats: training runs per precision, and decoding repeats per search.
         flop_batches: window batches whose FLOPs are counted (from the first run). FLOPs per
             target token vary with a batch's source and target lengths: on `bahdanau` 4
-            evenly spaced batches gave 45.8 million, all 100 of the window 38.2.
+            evenly spaced batches gave 45.8 million, all 100 of the window (the default) 38.2.
         checkpoint: the model to decode with (None: the first training run's, after its window).
         decode_max_tokens: source tokens per decoding batch.
         early_stopping: also decode with beam 5 and early stopping.
@@ -64,7 +64,7 @@ class BenchmarkOptions:
     warmup: int = 30
     window: int = 100
     repeats: int = 3
-    flop_batches: int = 100  # the whole default window: 4 batches were 20% off (README, Speed)
+    flop_batches: int = 100
     checkpoint: Path | None = None
     decode_max_tokens: int = 4000
     early_stopping: bool = False

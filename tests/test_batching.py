@@ -85,6 +85,12 @@ def test_batches_are_the_greedy_fill_of_the_length_sorted_examples(max_tokens, m
                                                                                        max_sentences)
 
 
+def test_without_targets_batches_group_source_lengths():
+    src = [random.randint(1, 40) for _ in range(200)]
+    batches = bucket_batches(src, None, max_tokens=10_000, max_sentences=10)
+    assert [src[i] for batch in batches for i in batch] == sorted(src)
+
+
 def test_shuffling_changes_which_equal_lengths_share_a_batch_and_the_order_never_the_shapes():
     """Training batches are the decoding batches with ties in length shuffled and the batch order
     shuffled, from a numpy Generator seeded with `seed + epoch`.
