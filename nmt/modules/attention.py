@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nmt.modules.encoder import EncoderOutput
+from nmt.modules.step_linear import StepLinear
 
 
 class Scorer(nn.Module):
@@ -80,7 +81,7 @@ class AdditiveScorer(Scorer):
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
         super().__init__(query_size, key_size)
-        self.query_proj = nn.Linear(query_size, hidden_size, bias=False)  # W
+        self.query_proj = StepLinear(query_size, hidden_size, bias=False)  # W
         self.key_proj = nn.Linear(key_size, hidden_size, bias=False)  # U
         self.v = nn.Linear(hidden_size, 1, bias=False)
 
@@ -181,7 +182,7 @@ class LocationScorer(Scorer):
     def __init__(self, query_size: int, key_size: int, max_source_length: int) -> None:
         super().__init__(query_size, key_size)
         self.max_source_length = max_source_length
-        self.weight = nn.Linear(query_size, max_source_length)
+        self.weight = StepLinear(query_size, max_source_length)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         length = keys.size(1)

@@ -24,13 +24,14 @@ from torch import nn
 from nmt.compilation import compiled
 from nmt.modules.cells import GRUStack
 from nmt.modules.dropout import Dropout
+from nmt.modules.step_linear import DeferredWeightGradient
 from nmt.precision import autocast_dtype
 
 
 def _step(input_gates: torch.Tensor, hidden: torch.Tensor, weight_hh: torch.Tensor, bias_hh: torch.Tensor,
           real: torch.Tensor) -> torch.Tensor:
     """Both directions one step on: input gates (2, B, 3H), hidden (2, B, H), weight_hh (2, 3H, H),
-    bias_hh (2, 1, 3H), real (2, B, 1) True where the position is a word -> hidden (2, B, H)."""
+    bias_hh (2, 1, 3H) or (2, B, 3H), real (2, B, 1) True where the position is a word -> hidden (2, B, H)."""
     hidden_gates = torch.baddbmm(bias_hh, hidden.to(weight_hh.dtype), weight_hh.transpose(1, 2))
     return torch.where(real, GRUStack.update(input_gates, hidden_gates, hidden), hidden)
 
@@ -73,8 +74,14 @@ def stepped_bidirectional_gru(gru: nn.GRU, inputs: torch.Tensor, mask: torch.Ten
             weight_hh, bias_hh = weight_hh.to(dtype), bias_hh.to(dtype)
         hidden = inputs.new_zeros(2, inputs.size(0), gru.hidden_size, dtype=gru.weight_hh_l0.dtype)
         states = []
+        deferred = (DeferredWeightGradient(weight_hh, bias_hh, (2, inputs.size(0), 3 * gru.hidden_size),
+                                           inputs.size(1), compile_step) if torch.is_grad_enabled() else None)
         for gates, is_real in zip(input_gates.unbind(2), real):  # unbind: one backward op, not S copies
-            hidden = step(gates, hidden, weight_hh, bias_hh, is_real)
+            if deferred is not None:  # the state weights' gradient once over all steps (see `step_linear`)
+                deferred.keep_input(hidden)
+                hidden = step(gates, hidden, deferred.weight, deferred.next_bias(), is_real)
+            else:
+                hidden = step(gates, hidden, weight_hh, bias_hh, is_real)
             states.append(hidden)
         stacked = torch.stack(states, 2)  # (2, B, S, H)
         inputs = torch.cat([stacked[0], stacked[1].flip(1)], -1) * mask.unsqueeze(-1).to(stacked.dtype)

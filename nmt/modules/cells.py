@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nmt.modules.dropout import Dropout
+from nmt.modules.step_linear import StepLinear
 
 
 class GRUStack(nn.Module):
@@ -30,9 +31,9 @@ class GRUStack(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.static_to_gates = nn.Linear(static_size, 3 * hidden_size)
-        self.dynamic_to_gates = nn.Linear(dynamic_size, 3 * hidden_size, bias=False) if dynamic_size else None
-        self.below_to_gates = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers - 1))
-        self.hidden_to_gates = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
+        self.dynamic_to_gates = StepLinear(dynamic_size, 3 * hidden_size, bias=False) if dynamic_size else None
+        self.below_to_gates = nn.ModuleList(StepLinear(hidden_size, 3 * hidden_size) for _ in range(num_layers - 1))
+        self.hidden_to_gates = nn.ModuleList(StepLinear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
         self.dropout = Dropout(dropout)
 
     def precompute(self, static: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ state h~(t) = tanh(W_c [c(t); s(t)]) feeds the softmax (and, with input feeding,
 
 Work that does not depend on the recurrence runs outside the step loop: the scorer's key
 projection (once per batch, in `start`), the embedding part of the first GRU layer's input
-(once for all steps), and the output layers (once, over all steps).
+(once for all steps), the output layers (once, over all steps), and, in training, the weight
+gradients of the step's linear layers (once over all steps, `nmt.modules.step_linear`).
 
 Under autocast (bf16/fp16) the matmuls run in low precision, but everything carried from step to
 step (`DecoderState`) stays in the parameters' dtype: a state rounded to bf16's 8-bit mantissa and
@@ -29,6 +30,7 @@ from nmt.modules.attention import Attention, FixedContext, Scorer
 from nmt.modules.cells import DeepOutput, GRUStack
 from nmt.modules.dropout import Dropout
 from nmt.modules.encoder import EncoderOutput
+from nmt.modules.step_linear import StepLinear, StepWeightGradients
 from nmt.precision import autocast_dtype, linear_weight_casts, linear_weights_cast_once, with_weights
 from nmt.tokenizer import PAD_ID
 
@@ -197,9 +199,12 @@ class RecurrentDecoder(nn.Module):
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
         step = functools.partial(compiled(type(self).step), self) if self.compiled_teacher_forcing else self.step
         features, weights = [], []
-        with linear_weights_cast_once(self, self._step_modules()):  # see `compile_teacher_forcing`
+        deferral = StepWeightGradients(self._step_modules(), tgt_in.size(1), tgt_in.size(0),
+                                       self.compiled_teacher_forcing)  # entered after the casts: it reads them
+        with linear_weights_cast_once(self, self._step_modules()), deferral:  # see `compile_teacher_forcing`
             for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
-                state, step_features, alpha = step(static_gates, state, memory)
+                with deferral.step():
+                    state, step_features, alpha = step(static_gates, state, memory)
                 features.append(step_features)
                 weights.append(alpha)
         readout = self.readout(torch.stack(features, 1), embedded)  # (B, T, R)
@@ -267,7 +272,7 @@ class LuongDecoder(RecurrentDecoder):
                          hidden_dropout=hidden_dropout, output_dropout=output_dropout)
         self.input_feeding = input_feeding
         self.attentional_size = attentional_size
-        self.combine = nn.Linear(key_size + hidden_size, attentional_size, bias=False)  # W_c
+        self.combine = StepLinear(key_size + hidden_size, attentional_size, bias=False)  # W_c
 
     def start(self, encoded: EncoderOutput) -> tuple[Memory, DecoderState]:
         memory, state = super().start(encoded)
