@@ -2,9 +2,10 @@
 
 The counter turns every matrix product (mm, addmm, bmm) into 2 x rows x inner x columns from
 its shapes; elementwise work (tanh, sigmoid, softmax, the loss) is not counted, as usual for
-FLOP figures. Padded positions count: the decoder steps every row of a batch to the longest
-target (and the encoder's compiled recurrence, `RNNEncoder.compile_recurrence`, every row to the
-longest source), and that work is done, so FLOPs per target token include the padding's share.
+FLOP figures. Padded positions of the recurrences count: the decoder steps every row of a batch
+to the longest target (and the encoder's compiled recurrence, `RNNEncoder.compile_recurrence`,
+every row to the longest source), and that work is done, so FLOPs per target token include the
+padding's share. The output layers run at real target positions only (`Batch.target_positions`).
 
 Counting runs on a CPU copy of the model in fp32, whatever device and precision it trains on:
 FLOPs are a property of the model and the batch shapes. On the CPU `nn.GRU` (packed sequences
@@ -92,7 +93,7 @@ def count_flops(model: Seq2Seq, batches: list[Batch]) -> FlopCount:
     counted.eval()
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_recording(shapes)) as counter:
         for batch in batches:
-            counted(batch.src, batch.src_lengths, batch.tgt_in)
+            counted(batch.src, batch.src_lengths, batch.tgt_in, batch.target_positions)
     products = [Product(round(rows / calls), inner, columns, calls, flops)
                 for (inner, columns), (rows, calls, flops) in shapes.items()]
     return FlopCount(training=training, forward=counter.get_total_flops(),

@@ -98,8 +98,9 @@ def token_loss_sum(model: nn.Module, batch: Batch, label_smoothing: float = 0.0,
         model: a `Seq2Seq`, or a wrapper of one (DDP) with the same forward.
         compiled: compute the cross-entropy with `torch.compile` (see `SmoothedCrossEntropy`).
     """
-    logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V), (B, T, S)
-    loss = SmoothedCrossEntropy.apply(logits.flatten(0, 1), batch.tgt_out.flatten(), label_smoothing, compiled)
+    positions = batch.target_positions  # logits at real target positions only, not at padding
+    logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in, positions)  # (N, V), (B, T, S)
+    loss = SmoothedCrossEntropy.apply(logits, batch.tgt_out.flatten()[positions], label_smoothing, compiled)
     if coverage_loss_weight:
         loss = loss + coverage_loss_weight * coverage_penalty(attention.float(), batch.tgt_out != PAD_ID)
     return loss

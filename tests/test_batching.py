@@ -52,6 +52,7 @@ def test_collate_frames_and_pads():
     assert batch.tgt_in.tolist() == [[BOS_ID, 9, PAD_ID], [BOS_ID, 10, 11]]
     assert batch.tgt_out.tolist() == [[9, EOS_ID, PAD_ID], [10, 11, EOS_ID]]
     assert batch.num_target_tokens == 5 and batch.indices == [4, 2]
+    assert batch.target_positions.tolist() == [0, 1, 3, 4, 5]  # tgt_out flattened, padding left out
 
 
 @pytest.mark.parametrize("max_length, kept", [(3, [0]), (4, [0, 1]), (10, [0, 1, 2])])

@@ -46,8 +46,9 @@ def flops_by_hand(batch: Batch, E: int, H: int, TE: int, D: int, A: int, R: int,
             + linear(B * S, A, 1)  # v^T tanh(...)
             + 2.0 * B * S * K  # context: weights @ annotations
             + linear(B, K, 3 * D) + linear(B, D, 3 * D))  # GRU gates from context and state
-    deep_output = linear(B * T, D + K + TE, 2 * R)  # maxout: two pieces per unit
-    output = linear(B * T, R, V)
+    N = batch.num_target_tokens  # the output layers run at real target positions only
+    deep_output = linear(N, D + K + TE, 2 * R)  # maxout: two pieces per unit
+    output = linear(N, R, V)
     forward = encoder + keys + initial + embedding_gates + T * step + deep_output + output
     # Backward: two products per forward product (gradients of both factors), except that the
     # encoder's zero initial state needs no gradient: the forward direction's first step (all
@@ -73,11 +74,11 @@ def test_flop_count_equals_the_count_by_hand():
     assert counted.training == pytest.approx(sum(t for _, t in by_hand), rel=1e-12)
     assert counted.target_tokens == sum(batch.num_target_tokens for batch in batches)
     assert all(p.grad is None for p in model.parameters())  # a copy ran
-    # the recorded shapes: the output layer (one call per batch over B x T rows) and the
-    # GRU's context gates (one call per step over B rows)
+    # the recorded shapes: the output layer (one call per batch over its real target positions)
+    # and the GRU's context gates (one call per step over B rows)
     shapes = {(p.inner, p.columns): p for p in counted.products}
     output = shapes[SIZES["R"], SIZES["V"]]
-    assert (output.calls, output.rows) == (2, round(sum(b.tgt_in.numel() for b in batches) / 2))
+    assert (output.calls, output.rows) == (2, round(sum(b.num_target_tokens for b in batches) / 2))
     context = shapes[2 * SIZES["H"], 3 * SIZES["D"]]
     assert context.calls == sum(b.tgt_in.shape[1] for b in batches)
     bmm = sum(2.0 * b.src.numel() * 2 * SIZES["H"] * b.tgt_in.shape[1] for b in batches)

@@ -2,8 +2,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.loss import SmoothedCrossEntropy
+from nmt.data.batching import collate
+from nmt.loss import SmoothedCrossEntropy, token_loss_sum
 from nmt.tokenizer import PAD_ID
+from tests.conftest import random_sentences
+from tests.test_decoders import build
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["blockwise", "compiled"])
@@ -29,3 +32,23 @@ def test_the_cross_entropy_equals_the_float64_reference(smoothing, dtype, compil
     tolerance = 1e-6 if dtype == torch.float32 else 1e-2  # bf16 rounds the gradient to 8 bits
     torch.testing.assert_close(logits.grad.double(), reference_logits.grad, rtol=tolerance, atol=tolerance)
     assert torch.all(logits.grad[target == PAD_ID] == 0)
+
+
+def test_the_loss_over_real_positions_is_the_loss_over_all_positions_with_padding_ignored():
+    """`token_loss_sum` computes logits at the batch's real target positions only; the oracle is
+    the whole (B, T, V) teacher-forced forward with padding ignored by `F.cross_entropy`, float64
+    (the loss itself is computed in fp32): the same loss and the same gradient of every parameter."""
+    torch.manual_seed(0)
+    model = build("bahdanau").eval()
+    batch = collate(random_sentences(6), random_sentences(6), list(range(6)))
+    assert batch.num_target_tokens < batch.tgt_out.numel()  # the batch has padding to leave out
+    loss = token_loss_sum(model, batch, label_smoothing=0.1)
+    gradients = torch.autograd.grad(loss, list(model.parameters()))
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V), every position
+    reference = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID,
+                                reduction="sum", label_smoothing=0.1)
+    real_positions, _ = model(batch.src, batch.src_lengths, batch.tgt_in, batch.target_positions)
+    torch.testing.assert_close(real_positions, logits.flatten(0, 1)[batch.tgt_out.flatten() != PAD_ID])
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    for gradient, expected in zip(gradients, torch.autograd.grad(reference, list(model.parameters()))):
+        torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-6)

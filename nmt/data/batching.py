@@ -30,6 +30,9 @@ class Batch:
         tgt_in: (B, T) BOS + target ids (decoder inputs), or None when translating.
         tgt_out: (B, T) target ids + EOS (what the decoder must predict), or None.
         indices: position of each row in the dataset, to restore the original order.
+        target_positions: (N,) the real (non-pad) positions of tgt_out, as indices into it
+            flattened: where the loss needs logits. Found on the host when the batch is made,
+            so that a batch on a GPU needs no synchronisation to find them.
     """
 
     src: torch.Tensor
@@ -37,6 +40,7 @@ class Batch:
     tgt_in: torch.Tensor | None
     tgt_out: torch.Tensor | None
     indices: list[int]
+    target_positions: torch.Tensor | None = None
 
     @property
     def num_target_tokens(self) -> int:
@@ -46,7 +50,8 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         """The batch with its tensors on `device` (lengths stay on the CPU, as packing needs)."""
         move = lambda t: t.to(device, non_blocking=True) if t is not None else None  # noqa: E731
-        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.indices)
+        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.indices,
+                     move(self.target_positions))
 
 
 def _frame(rows: Sequence[Sequence[int]], bos: bool, eos: bool) -> torch.Tensor:
@@ -70,8 +75,9 @@ def collate(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]] |
     src_lengths = torch.tensor([len(ids) + 1 for ids in src_ids], dtype=torch.long)
     if tgt_ids is None:
         return Batch(src, src_lengths, None, None, indices)
-    return Batch(src, src_lengths, _frame(tgt_ids, bos=True, eos=False), _frame(tgt_ids, bos=False, eos=True),
-                 indices)
+    tgt_out = _frame(tgt_ids, bos=False, eos=True)
+    return Batch(src, src_lengths, _frame(tgt_ids, bos=True, eos=False), tgt_out, indices,
+                 torch.from_numpy(np.flatnonzero(tgt_out.numpy() != PAD_ID)))
 
 
 class Batches(Sequence[list[int]]):

@@ -186,15 +186,18 @@ class RecurrentDecoder(nn.Module):
         """Step features (..., F) and input embeddings (..., E) -> readout (..., readout_size)."""
         raise NotImplementedError
 
-    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced decoding of a whole target.
 
         Args:
             tgt_in: (B, T) BOS + target ids.
+            positions: (N,) positions of the (B, T) target flattened at which to compute the
+                logits (the loss's: not at padding, where the output layers, the costliest
+                products of an update, would be wasted); None: everywhere.
 
         Returns:
-            logits (B, T, V) and attention weights (B, T, S).
+            logits (B, T, V), or (N, V) at `positions`, and attention weights (B, T, S).
         """
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
         step = functools.partial(compiled(type(self).step), self) if self.compiled_teacher_forcing else self.step
@@ -207,7 +210,10 @@ class RecurrentDecoder(nn.Module):
                     state, step_features, alpha = step(static_gates, state, memory)
                 features.append(step_features)
                 weights.append(alpha)
-        readout = self.readout(torch.stack(features, 1), embedded)  # (B, T, R)
+        features = torch.stack(features, 1)  # (B, T, F)
+        if positions is not None:
+            features, embedded = (part.flatten(0, 1).index_select(0, positions) for part in (features, embedded))
+        readout = self.readout(features, embedded)  # (B, T, R) or (N, R)
         return self.generator(self.output_dropout(readout)), torch.stack(weights, 1)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory

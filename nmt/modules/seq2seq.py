@@ -63,11 +63,12 @@ class Seq2Seq(nn.Module):
         """Encodes the source once: the memory and initial state every later step uses."""
         return self.decoder.start(self.encoder(src, src_lengths))
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: logits (B, T, V) and attention (B, T, S)."""
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing: logits (B, T, V), or (N, V) at `positions` (N,) of the (B, T) target
+        flattened, and attention (B, T, S)."""
         memory, state = self.start(src, src_lengths)
-        return self.decoder(tgt_in, state, memory)
+        return self.decoder(tgt_in, state, memory, positions)
 
     def compile_training(self) -> None:
         """Runs the teacher-forced forward's recurrences through `torch.compile`: the encoder's
