@@ -86,15 +86,15 @@ class _StandIns(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, bias: torch.Tensor | None, output_shape: tuple[int, ...], steps: int,
                 deferred: DeferredWeightGradient) -> tuple[torch.Tensor, ...]:
-        ctx.deferred, ctx.bias_shape = deferred, None if bias is None else bias.shape
+        # the inputs and the weight, not `deferred`: it holds the stand-ins, whose graph holds ctx
+        ctx.inputs, ctx.weight, ctx.bias_shape = deferred.inputs, deferred.weight, None if bias is None else bias.shape
         values = weight.new_zeros(output_shape[-1]) if bias is None else bias.detach()
         return tuple(values.expand(output_shape) for _ in range(steps))
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        deferred = ctx.deferred
-        weight = deferred.weight
-        used = [(grad, step_input) for grad, step_input in zip(grads, deferred.inputs) if grad is not None]
+        weight = ctx.weight
+        used = [(grad, step_input) for grad, step_input in zip(grads, ctx.inputs) if grad is not None]
         outputs = torch.cat([grad for grad, _ in used], -2)  # (..., T B, out)
         inputs = torch.cat([step_input.reshape(*grad.shape[:-1], -1) for grad, step_input in used], -2)  # (..., T B, in)
         grad_weight = outputs.to(weight.dtype).transpose(-1, -2) @ inputs.to(weight.dtype)  # (..., out, in)
