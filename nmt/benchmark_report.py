@@ -38,7 +38,7 @@ def _training(report: dict[str, Any]) -> list[str]:
 def _flops(report: dict[str, Any]) -> list[str]:
     flops = report["flops"]
     lines = ["", f"### FLOPs (FlopCounterMode over {flops['batches']} window batches, {flops['target_tokens']:,} "
-             "target tokens; matrix products only, padded positions included)", "",
+             "target tokens; matrix products only, the recurrences' padded positions included)", "",
              "| | MFLOP per target token |", "| --- | --- |",
              f"| training (forward + backward) | {flops['training_per_token'] / 1e6:.2f} |",
              f"| forward (teacher forcing) | {flops['forward_per_token'] / 1e6:.2f} |", "",
