@@ -61,7 +61,7 @@ class DeferredWeightGradient:
             import torch._dynamo  # imported by compiling; not before, in a process that never compiles
 
             torch._dynamo.mark_static(self.weight)
-            torch._dynamo.mark_static(stand_ins[0]._base)  # the (out,) values the stand-ins expand
+            torch._dynamo.mark_static(stand_ins[0]._base)  # the values (bias or zeros) the stand-ins expand
             for stand_in in stand_ins:
                 torch._dynamo.mark_static(stand_in, [dim for dim in range(stand_in.dim()) if dim != stand_in.dim() - 2])
         self._stand_ins = iter(stand_ins)
