@@ -201,16 +201,16 @@ class RecurrentDecoder(nn.Module):
         """
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
         step = functools.partial(compiled(type(self).step), self) if self.compiled_teacher_forcing else self.step
-        features, weights = [], []
+        step_features, weights = [], []
         deferral = StepWeightGradients(self._step_modules(), tgt_in.size(1), tgt_in.size(0),
                                        self.compiled_teacher_forcing)  # entered after the casts: it reads them
         with linear_weights_cast_once(self, self._step_modules()), deferral:  # see `compile_teacher_forcing`
             for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
                 with deferral.step():
-                    state, step_features, alpha = step(static_gates, state, memory)
-                features.append(step_features)
+                    state, features, alpha = step(static_gates, state, memory)
+                step_features.append(features)
                 weights.append(alpha)
-        features = torch.stack(features, 1)  # (B, T, F)
+        features = torch.stack(step_features, 1)  # (B, T, F)
         if positions is not None:
             features, embedded = (part.flatten(0, 1).index_select(0, positions) for part in (features, embedded))
         readout = self.readout(features, embedded)  # (B, T, R) or (N, R)

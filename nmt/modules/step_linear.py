@@ -56,7 +56,7 @@ class DeferredWeightGradient:
                  compiled: bool = False) -> None:
         self.weight = weight.detach()
         self.inputs: list[torch.Tensor] = []
-        stand_ins = _StandIns.apply(weight, bias, output_shape, steps, self)
+        stand_ins = _StandIns.apply(weight, bias, output_shape, steps, self.inputs)
         if compiled:
             import torch._dynamo  # imported by compiling; not before, in a process that never compiles
 
@@ -85,9 +85,9 @@ class _StandIns(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, bias: torch.Tensor | None, output_shape: tuple[int, ...], steps: int,
-                deferred: DeferredWeightGradient) -> tuple[torch.Tensor, ...]:
-        # the inputs and the weight, not `deferred`: it holds the stand-ins, whose graph holds ctx
-        ctx.inputs, ctx.weight, ctx.bias_shape = deferred.inputs, deferred.weight, None if bias is None else bias.shape
+                inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        # `inputs` fills as the steps run (detached tensors: nothing here may hold the graph)
+        ctx.inputs, ctx.weight, ctx.bias_shape = inputs, weight.detach(), None if bias is None else bias.shape
         values = weight.new_zeros(output_shape[-1]) if bias is None else bias.detach()
         return tuple(values.expand(output_shape) for _ in range(steps))
 
