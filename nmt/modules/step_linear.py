@@ -34,6 +34,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from nmt.modules import onednn
+
 
 class DeferredWeightGradient:
     """A weight (and bias) a recurrence applies at each of `steps` steps, its gradient computed
@@ -116,7 +118,8 @@ class StepLinear(nn.Linear):
         if self.deferred is None:
             return super().forward(x)
         self.step_input = x
-        return nn.functional.linear(x, self.deferred.weight, self.step_bias.view(*x.shape[:-1], -1))
+        # the same shape at every step: worth oneDNN's kernel for it in fp32 (`nmt.modules.onednn`)
+        return onednn.linear(x, self.deferred.weight, self.step_bias.view(*x.shape[:-1], -1))
 
 
 class StepWeightGradients:
