@@ -214,13 +214,16 @@ def _training_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _ceiling(products: list[dict[str, Any]], square: int, precisions: list[str], device: torch.device
              ) -> list[dict[str, Any]]:
-    """GFLOP/s of torch.mm at the model's two costliest forward product shapes and a square one,
-    in fp32, bf16 and any other precision trained."""
+    """GFLOP/s of the fastest matrix product (`matmul_gflops`) at the model's two costliest
+    forward product shapes and a square one, in fp32, bf16 and any other precision trained."""
     shapes = [("model", p["rows"], p["inner"], p["columns"]) for p in products] + [("square", square, square, square)]
-    return [{"what": what, "rows": rows, "inner": inner, "columns": columns, "precision": precision,
-             "gflops": matmul_gflops(rows, inner, columns, precision, device)}
-            for what, rows, inner, columns in shapes
-            for precision in dict.fromkeys(["fp32", "bf16", *precisions])]
+    ceiling = []
+    for what, rows, inner, columns in shapes:
+        for precision in dict.fromkeys(["fp32", "bf16", *precisions]):
+            gflops, kernel = matmul_gflops(rows, inner, columns, precision, device)
+            ceiling.append({"what": what, "rows": rows, "inner": inner, "columns": columns, "precision": precision,
+                            "gflops": gflops, "kernel": kernel})
+    return ceiling
 
 
 def _utilization(flops: dict[str, Any], training: dict[str, Any], ceiling: list[dict[str, Any]]) -> dict[str, Any]:
