@@ -214,8 +214,9 @@ def _training_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _ceiling(products: list[dict[str, Any]], square: int, precisions: list[str], device: torch.device
              ) -> list[dict[str, Any]]:
-    """GFLOP/s of the fastest matrix product (`matmul_gflops`) at the model's two costliest
-    forward product shapes and a square one, in fp32, bf16 and any other precision trained."""
+    """GFLOP/s of the fastest matrix-product kernel (`matmul_gflops`) at the model's two
+    costliest forward product shapes and a square one, in fp32, bf16 and any other precision
+    trained."""
     shapes = [("model", p["rows"], p["inner"], p["columns"]) for p in products] + [("square", square, square, square)]
     ceiling = []
     for what, rows, inner, columns in shapes:

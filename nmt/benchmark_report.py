@@ -42,7 +42,7 @@ def _flops(report: dict[str, Any]) -> list[str]:
              "| | MFLOP per target token |", "| --- | --- |",
              f"| training (forward + backward) | {flops['training_per_token'] / 1e6:.2f} |",
              f"| forward (teacher forcing) | {flops['forward_per_token'] / 1e6:.2f} |", "",
-             "### Matrix-multiply ceiling (the fastest product training uses, this machine and thread count)", "",
+             "### Matrix-multiply ceiling (the fastest kernel, this machine and thread count)", "",
              "| product | shape | precision | GFLOP/s | kernel |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {c['what']} | ({c['rows']} x {c['inner']}) @ ({c['inner']} x {c['columns']}) | {c['precision']} "
               f"| {c['gflops']:.1f} | {c['kernel']} |" for c in report["ceiling"]]

@@ -2,8 +2,8 @@
 
 The counter turns every matrix product (mm, addmm, bmm, `nmt.modules.onednn`'s) into
 2 x rows x inner x columns from its shapes; elementwise work (tanh, sigmoid, softmax, the loss)
-is not counted, as usual for FLOP figures. Padded positions of the recurrences count: the decoder steps every row of a batch
-to the longest target (and the encoder's compiled recurrence, `RNNEncoder.compile_recurrence`,
+is not counted, as usual for FLOP figures. Padded positions of the recurrences count: the
+decoder steps every row of a batch to the longest target (and the encoder's compiled recurrence, `RNNEncoder.compile_recurrence`,
 every row to the longest source), and that work is done, so FLOPs per target token include the
 padding's share. The output layers run at real target positions only (`Batch.target_positions`).
 
@@ -102,21 +102,19 @@ def count_flops(model: Seq2Seq, batches: list[Batch]) -> FlopCount:
 
 
 def _recording(shapes_seen: dict[tuple[int, int], list[int]]) -> dict[object, Callable[..., int]]:
-    """Formulas for the 2-D products (mm, addmm, `nmt.modules.onednn`'s) that return torch's own
-    count and also add each call's rows, one call and its FLOPs to `shapes_seen[(inner, columns)]`."""
+    """Formulas for mm and addmm that return torch's own count and also add each call's rows,
+    one call and its FLOPs to `shapes_seen[(inner, columns)]`."""
 
-    def recorded(packet: object, dimensions: Callable[..., tuple[int, int, int]]) -> Callable[..., int]:
+    def recorded(packet: object, first: int) -> Callable[..., int]:
         formula = flop_registry[packet]  # torch's own count: it takes the shapes as well as the tensors
 
         def count(*shapes: tuple[int, ...], out_shape: tuple[int, ...] | None = None, **kwargs: object) -> int:
             flops = formula(*shapes, **kwargs)
-            rows, inner, columns = dimensions(*shapes)
+            (rows, inner), (_, columns) = shapes[first], shapes[first + 1]
             entry = shapes_seen.setdefault((inner, columns), [0, 0, 0])
             entry[0], entry[1], entry[2] = entry[0] + rows, entry[1] + 1, entry[2] + flops
             return flops
 
         return count
 
-    return {aten.mm: recorded(aten.mm, lambda a, b: (*a, b[1])),
-            aten.addmm: recorded(aten.addmm, lambda bias, a, b: (*a, b[1])),
-            torch.ops.nmt.onednn_linear: recorded(torch.ops.nmt.onednn_linear, lambda a, weight: (*a, weight[0]))}
+    return {aten.mm: recorded(aten.mm, 0), aten.addmm: recorded(aten.addmm, 1)}  # addmm(bias, a, b)

@@ -181,29 +181,31 @@ def measure_decoding(config: dict[str, Any], checkpoint: str, jobs: list[dict[st
 
 def matmul_gflops(rows: int, inner: int, columns: int, precision: str, device: torch.device, trials: int = 5,
                   trial_seconds: float = 0.1) -> tuple[float, str]:
-    """GFLOP/s of the faster of the matrix products training uses at (rows, inner) @ (inner,
-    columns) in `precision` (fp32, bf16, fp16), and which it was: `torch.mm`, or in fp32 on a
-    CPU also oneDNN's (`nmt.modules.onednn`, faster than torch's MKL on some CPUs). Each after
-    one warm-up call: the best of `trials` trials, each as many calls as fill `trial_seconds`.
-    The best, because a ceiling is what the machine can do, and interference from other work
-    only ever slows a trial down."""
+    """GFLOP/s of the fastest matrix-product kernel on this machine at (rows, inner) @ (inner,
+    columns) in `precision` (fp32, bf16, fp16), and which it was: `torch.mm`, or in fp32 on a CPU
+    also oneDNN's (`nmt.modules.onednn`; on some CPUs faster than the MKL behind `torch.mm`).
+    Training uses oneDNN's for the decoder step's products only, so at other shapes this is
+    what the machine can do rather than what training ran. Each kernel after one warm-up call:
+    the best of `trials` trials, the kernels taking turns, each trial as many calls as fill
+    `trial_seconds`. The best, because a ceiling is what the machine can do, and interference
+    from other work only ever slows a trial down."""
     dtype = AUTOCAST_DTYPES[precision] or torch.float32
     a, b = torch.randn(rows, inner, device=device, dtype=dtype), torch.randn(inner, columns, device=device, dtype=dtype)
     out = torch.empty(rows, columns, device=device, dtype=dtype)
     kernels = {"torch.mm": lambda: torch.mm(a, b, out=out)}
     if onednn.uses_onednn(a, b):
-        kernels["oneDNN"] = lambda: onednn.linear(a, b.t())
-    speeds = {}
-    for name, product in kernels.items():
+        weight = b.t().contiguous()  # (columns, inner), as a linear layer holds it
+        kernels["oneDNN"] = lambda: onednn.linear(a, weight)
+    speeds = dict.fromkeys(kernels, 0.0)
+    for product in kernels.values():
         product()
-        best = 0.0
-        for _ in range(trials):
+    for _ in range(trials):
+        for name, product in kernels.items():
             calls, seconds = 0, 0.0
             while seconds < trial_seconds:
                 calls += 1
                 seconds += _timed(product, device)[0]
-            best = max(best, 2 * rows * inner * columns * calls / seconds / 1e9)
-        speeds[name] = best
+            speeds[name] = max(speeds[name], 2 * rows * inner * columns * calls / seconds / 1e9)
     fastest = max(speeds, key=speeds.get)
     return speeds[fastest], fastest
 

@@ -58,10 +58,11 @@ def _flops(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], **kwargs
 
 
 def uses_onednn(input: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether `linear(input, weight)` runs on oneDNN: fp32 on a CPU with oneDNN, no autocast
-    (under autocast torch's bf16/fp16 products run on oneDNN already)."""
-    return (_HAS_ONEDNN and input.device.type == "cpu" and input.dtype == weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu"))
+    """Whether `linear(input, weight)` runs on oneDNN: fp32 on a CPU with oneDNN, not switched
+    off (`torch.backends.mkldnn.flags(enabled=False)`), no autocast (under autocast torch's
+    bf16/fp16 products run on oneDNN already)."""
+    return (_HAS_ONEDNN and torch.backends.mkldnn.enabled and input.device.type == "cpu"
+            and input.dtype == weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
 
 
 def linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -106,7 +106,8 @@ class _StandIns(torch.autograd.Function):
 
 class StepLinear(nn.Linear):
     """`nn.Linear`, for a layer a recurrent step applies exactly once per step; inside a
-    `StepWeightGradients` block its weight gradient is computed once over all steps."""
+    `StepWeightGradients` block its weight gradient is computed once over all steps, and its
+    fp32 product on the CPU runs on oneDNN (`nmt.modules.onednn`)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
