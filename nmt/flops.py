@@ -3,9 +3,10 @@
 The counter turns every matrix product (mm, addmm, bmm, `nmt.modules.onednn`'s) into
 2 x rows x inner x columns from its shapes; elementwise work (tanh, sigmoid, softmax, the loss)
 is not counted, as usual for FLOP figures. Padded positions of the recurrences count: the
-decoder steps every row of a batch to the longest target (and the encoder's compiled recurrence, `RNNEncoder.compile_recurrence`,
-every row to the longest source), and that work is done, so FLOPs per target token include the
-padding's share. The output layers run at real target positions only (`Batch.target_positions`).
+decoder steps every row of a batch to the longest target (and the encoder's compiled
+recurrence, `RNNEncoder.compile_recurrence`, every row to the longest source), and that work is
+done, so FLOPs per target token include the padding's share. The output layers run at real
+target positions only (`Batch.target_positions`).
 
 Counting runs on a CPU copy of the model in fp32, whatever device and precision it trains on:
 FLOPs are a property of the model and the batch shapes. On the CPU `nn.GRU` (packed sequences

@@ -138,7 +138,7 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
     assert [(c["rows"], c["inner"], c["columns"], c["precision"]) for c in report["ceiling"]] == [
         (*shape, precision) for shape in shapes for precision in ("fp32", "bf16")]
     assert all(c["gflops"] > 0 for c in report["ceiling"])
-    # the faster of the products training uses: oneDNN's is one only in fp32 on the CPU
+    # the fastest kernel: oneDNN's competes only in fp32 on the CPU
     fp32_kernels = {"torch.mm", "oneDNN"} if torch.backends.mkldnn.is_available() else {"torch.mm"}
     assert all(c["kernel"] in (fp32_kernels if c["precision"] == "fp32" else {"torch.mm"}) for c in report["ceiling"])
     assert report["utilization"]["fp32"]["achieved_gflops"] == pytest.approx(
