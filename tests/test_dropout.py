@@ -52,3 +52,17 @@ def test_the_same_seed_draws_the_same_mask_and_evaluation_is_the_identity():
 def test_a_probability_outside_zero_to_one_is_refused(p):
     with pytest.raises(ValueError, match=f"dropout probability {p}"):
         Dropout(p)
+
+
+def test_rows_at_positions_get_the_whole_tensors_mask_and_leave_the_generator_where_it_would():
+    whole = torch.rand(10, 3, 7) + 1
+    positions = torch.tensor([0, 2, 3, 7, 8, 9, 11, 12, 29])  # rows of `whole` flattened to (30, 7)
+    dropout = Dropout(0.4).train()
+    torch.manual_seed(3)
+    expected = dropout(whole).flatten(0, 1)[positions]
+    after = torch.rand(5)
+    torch.manual_seed(3)
+    rows = dropout(whole.flatten(0, 1)[positions], whole.shape[0] * whole.shape[1], positions)
+    assert torch.equal(rows, expected)
+    assert torch.equal(torch.rand(5), after)
+    assert (rows == 0).any() and (rows != 0).any()

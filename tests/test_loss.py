@@ -52,3 +52,27 @@ def test_the_loss_over_real_positions_is_the_loss_over_all_positions_with_paddin
     assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
     for gradient, expected in zip(gradients, torch.autograd.grad(reference, list(model.parameters()))):
         torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_real_positions_in_training_draw_the_same_dropout_as_all_positions():
+    """With every dropout on, the real-positions loss is the whole forward's with padding ignored,
+    as above, from the same seed: the output dropout's mask is drawn for all (B, T) positions and
+    taken at the real ones, so the masks, the loss, the gradients and the generator's state after
+    are those of the whole forward (a training run does not depend on the saving)."""
+    model = build("bahdanau", embedding_dropout=0.3, hidden_dropout=0.3, output_dropout=0.3,
+                  encoder_embedding_dropout=0.3, encoder_hidden_dropout=0.3).train()
+    torch.manual_seed(0)
+    batch = collate(random_sentences(6), random_sentences(6), list(range(6)))
+    assert batch.num_target_tokens < batch.tgt_out.numel()
+    seed = torch.get_rng_state()
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    reference = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID,
+                                reduction="sum", label_smoothing=0.1)
+    expected_gradients = torch.autograd.grad(reference, list(model.parameters()))
+    generator_after = torch.get_rng_state()
+    torch.set_rng_state(seed)
+    loss = token_loss_sum(model, batch, label_smoothing=0.1)
+    assert torch.equal(torch.get_rng_state(), generator_after)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    for gradient, expected in zip(torch.autograd.grad(loss, list(model.parameters())), expected_gradients):
+        torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-6)

@@ -211,10 +211,12 @@ class RecurrentDecoder(nn.Module):
                 step_features.append(features)
                 weights.append(alpha)
         features = torch.stack(step_features, 1)  # (B, T, F)
-        if positions is not None:
+        if positions is None:
+            readout = self.output_dropout(self.readout(features, embedded))  # (B, T, R)
+        else:
             features, embedded = (part.flatten(0, 1).index_select(0, positions) for part in (features, embedded))
-        readout = self.readout(features, embedded)  # (B, T, R) or (N, R)
-        return self.generator(self.output_dropout(readout)), torch.stack(weights, 1)
+            readout = self.output_dropout(self.readout(features, embedded), tgt_in.numel(), positions)  # (N, R)
+        return self.generator(readout), torch.stack(weights, 1)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
                     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
