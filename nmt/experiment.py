@@ -9,6 +9,7 @@ never drift from training's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -230,9 +231,11 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
     seed_everything(cfg.seed)
     distributed, device = init_distributed(cfg.device)
     trainer = None
+    claim = contextlib.ExitStack()
     try:
         layout = RunLayout(distributed.broadcast(run_dir))  # rank 0's: Hydra's timestamps may differ by rank
-        if distributed.is_main:  # rank 0 first: it downloads, trains the tokenizers, encodes ...
+        if distributed.is_main:  # rank 0 first: it claims the run directory, downloads, trains the tokenizers, ...
+            claim.enter_context(layout.claim())  # no other training process may write there meanwhile
             splits, tokenizers, train_data, valid_data = load_data(cfg, layout)
         distributed.barrier()
         if not distributed.is_main:  # ... what the other ranks then find in the caches
@@ -261,4 +264,5 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
     finally:
         if trainer is not None:  # also after a failure: a sweep's next job runs in this process
             trainer.board.close()
+        claim.close()
         shutdown_distributed()

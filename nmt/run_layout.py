@@ -13,13 +13,21 @@ joining names themselves, so the layout can change here alone.
       extra_tests/           <name>.hyp, <name>.json: the same for each extra test set (data=files)
       summary.json           config values, sizes, times, best validation, test scores
       failed.txt             why the run failed, in one line (a sweep job that did not finish)
+      .claim                 held by the training process writing the run (`RunLayout.claim`)
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from nmt.errors import UserError
 
 _STEP_CHECKPOINT = re.compile(r"step-(\d+)\.pt")
 
@@ -103,6 +111,38 @@ class RunLayout:
     def failure(self) -> Path:
         """Written by a failed sweep job: the reason in one line (the traceback is in the log)."""
         return self.root / "failed.txt"
+
+    @property
+    def claim_file(self) -> Path:
+        """Locked by the training process that writes the run; says which process that is."""
+        return self.root / ".claim"
+
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """Holds the run directory for this process while it trains and writes there.
+
+        Why: two runs that would share a directory (two launches in the same second get the same
+        `<date_time>` name) would overwrite each other's checkpoints, and each would test
+        whichever `best.pt` was written last. The second one fails at once instead, with a
+        one-line error. The claim is an exclusive `flock`, which the system drops when the
+        process ends, however it ends: a killed run's directory can be resumed at once.
+
+        Raises:
+            UserError: another process holds the directory.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.claim_file, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise UserError(f"{self.root}: {holder} is training in this run directory; give this run its own "
+                                f"(hydra.run.dir=...), or wait for that one to end to resume it") from None
+            handle.truncate(0)
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            yield
 
     @property
     def overrides(self) -> Path:
