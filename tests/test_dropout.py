@@ -62,7 +62,7 @@ def test_rows_at_positions_get_the_whole_tensors_mask_and_leave_the_generator_wh
     expected = dropout(whole).flatten(0, 1)[positions]
     after = torch.rand(5)
     torch.manual_seed(3)
-    rows = dropout(whole.flatten(0, 1)[positions], whole.shape[0] * whole.shape[1], positions)
+    rows = dropout.at_positions(whole.flatten(0, 1)[positions], positions, whole.shape[0] * whole.shape[1])
     assert torch.equal(rows, expected)
     assert torch.equal(torch.rand(5), after)
     assert (rows == 0).any() and (rows != 0).any()

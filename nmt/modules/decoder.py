@@ -215,7 +215,8 @@ class RecurrentDecoder(nn.Module):
             readout = self.output_dropout(self.readout(features, embedded))  # (B, T, R)
         else:
             features, embedded = (part.flatten(0, 1).index_select(0, positions) for part in (features, embedded))
-            readout = self.output_dropout(self.readout(features, embedded), tgt_in.numel(), positions)  # (N, R)
+            readout = self.readout(features, embedded)  # (N, R)
+            readout = self.output_dropout.at_positions(readout, positions, tgt_in.numel())
         return self.generator(readout), torch.stack(weights, 1)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory

@@ -27,26 +27,34 @@ class Dropout(nn.Module):
             raise ValueError(f"dropout probability {p}: use a value in [0, 1)")
         self.p = p
 
-    def forward(self, inputs: torch.Tensor, rows_of: int | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Dropout on `inputs`; or, given `rows_of` and `positions`, on `inputs` (N, ...) as the rows
-        at `positions` (N,) of a (rows_of, ...) tensor: the mask is drawn for all `rows_of` rows
-        and taken at `positions`, so the random numbers (this mask and every later draw) are those
-        of dropout on the whole tensor. Why: the decoder computes its output layers at real target
-        positions only, and that saving must not change a training run, random numbers included.
-        """
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return inputs
-        if inputs.device.type != "cpu" and rows_of is None:
+        if inputs.device.type != "cpu":
             return nn.functional.dropout(inputs, self.p, training=True)
-        shape = inputs.shape if rows_of is None else (rows_of, *inputs.shape[1:])
-        if inputs.device.type != "cpu":  # the same draws as `F.dropout` on the whole tensor
-            scale = nn.functional.dropout(inputs.new_ones(shape), self.p, training=True)
-        else:  # fp32 draws whatever the input's dtype: bf16 uniforms take only 256 values in [0, 1)
-            scale = torch.empty(shape, dtype=torch.float32).uniform_().ge_(self.p).mul_(1 / (1 - self.p))
-        if rows_of is not None:
-            scale = scale.index_select(0, positions)
-        return inputs * scale.to(inputs.dtype)
+        return inputs * self._cpu_scale(inputs.shape).to(inputs.dtype)
+
+    def at_positions(self, rows: torch.Tensor, positions: torch.Tensor, total_rows: int) -> torch.Tensor:
+        """Dropout on `rows` (N, ...), the rows at `positions` (N,) of a (total_rows, ...) tensor:
+        the mask is drawn for all `total_rows` rows and taken at `positions`, so the random
+        numbers (this mask and every later draw) are those of dropout on the whole tensor.
+
+        Why: the decoder computes its output layers at real target positions only, and that
+        saving must not change a training run, random numbers included.
+        """
+        if not self.training or self.p == 0:
+            return rows
+        shape = (total_rows, *rows.shape[1:])
+        if rows.device.type != "cpu":  # the draws of `F.dropout` on the whole tensor
+            scale = nn.functional.dropout(rows.new_ones(shape), self.p, training=True)
+        else:
+            scale = self._cpu_scale(shape)
+        return rows * scale.index_select(0, positions).to(rows.dtype)
+
+    def _cpu_scale(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+        """The mask times 1 / (1 - p), from fp32 uniforms whatever the input's dtype: bf16
+        uniforms take only 256 values in [0, 1)."""
+        return torch.empty(shape, dtype=torch.float32).uniform_().ge_(self.p).mul_(1 / (1 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
