@@ -5,7 +5,8 @@ Training allocates tensors of a new shape for almost every batch (lengths vary),
 autocast oneDNN adds buffers per matmul shape. glibc's allocator keeps the freed blocks in its
 heaps, fragmented, so the resident set of a CPU run grew by about 4 MB an update (measured: 1.26 GB
 after 25 bf16 updates, 1.74 GB after 100; fp32 stayed flat at 0.7 GB). `malloc_trim` returns the
-free pages; it takes 10-30 ms, so the trainer calls it every few updates, not every one.
+free pages; it takes 10-30 ms, and the pages it returns are faulted back in by the next updates,
+so the trainer calls it every `nmt.training.HEAP_TRIM_EVERY` updates, not every one.
 
 The growth that trimming leaves is oneDNN's cache of compiled matmul primitives, one per shape
 (default capacity 1024): over 300 bf16 updates of `+experiment=bahdanau`, peak memory 1.85 and

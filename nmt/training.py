@@ -42,8 +42,13 @@ from nmt.validation import ValidationData, ValidationResult, validate
 
 log = logging.getLogger(__name__)
 
-HEAP_TRIM_EVERY = 10
-"""Updates between returns of freed memory to the system (`nmt.heap`): under 1% of the time."""
+HEAP_TRIM_EVERY = 50
+"""Updates between returns of freed memory to the system (`nmt.heap`). A trim costs more than
+its own call: measured on `+experiment=bahdanau` (bf16, 64 sentences, 2 threads, 400 updates),
+the call takes ~30 ms and the next two updates ~35 and ~15 ms more than the rest, faulting the
+returned pages back in: ~80 ms a trim, 3.8% of the time every 10 updates, 0.8% every 50. Peak
+memory barely moves (1.69 GB every 10 against 1.64 GB every 50 over 300 updates): the peak is
+set by the transient tensors of long batches, not by what trimming returns."""
 
 
 def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
