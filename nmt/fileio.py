@@ -41,11 +41,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary folder beside `path`; on success it becomes `path` in one rename,
-    replacing a previous `path`. On any failure the temporary folder is removed.
+    """Yields a temporary folder beside `path`; on success it becomes `path` in one rename. On
+    any failure the temporary folder is removed.
 
-    For caches: if another process puts the same `path` in place meanwhile, theirs is kept. The
-    files are not synced to disk one by one: a reader must check what it reads (checksums).
+    For caches that several processes may build at once (the jobs of a sweep): if a folder is at
+    `path` by the end, another process built the same content first, and theirs is kept, never
+    replaced, since others may be reading it (replacing it made a concurrent reader of a sweep's
+    encoded corpus fail on a file that vanished). A damaged folder is taken away first, with
+    `discard_directory`. The files are not synced to disk one by one: a reader must check what it
+    reads (checksums).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,15 +57,25 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the usual permissions
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
         try:
-            tmp.rename(path)
+            tmp.rename(path)  # fails if another process put a (non-empty) folder there
         except OSError:
             if not path.is_dir():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def discard_directory(path: str | Path) -> None:
+    """Removes the folder `path`, first renaming it aside in one step, so that no process finds a
+    half-removed folder at `path`; a no-op if it is gone already (another process discarded it)."""
+    path = Path(path)
+    aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".discarded"))
+    try:
+        path.rename(aside / path.name)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_bytes_atomically(path: str | Path, data: bytes) -> None:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from nmt.data.corpus import is_complete, iter_parallel
 from nmt.data.indexed import FORMAT_VERSION, SIDES, CorruptData, IndexedPairs, IndexedWriter, id_dtype, open_pairs
 from nmt.data.sources import SplitFiles
-from nmt.fileio import atomic_directory, file_fingerprint
+from nmt.fileio import atomic_directory, discard_directory, file_fingerprint
 from nmt.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def encode_corpus(files: SplitFiles, src_tokenizer: Tokenizer, tgt_tokenizer: To
             pairs = open_pairs(folder)
         except CorruptData as error:
             log.warning("encoded corpus %s is unusable (%s): encoding it again", folder, error)
+            discard_directory(folder)
         else:
             log.info("reusing encoded corpus %s (%d pairs)", folder, len(pairs))
             return pairs
