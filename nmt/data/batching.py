@@ -131,8 +131,8 @@ def bucket_batches(
 
     Source length first, though a padded target position costs more (a decoder step and the
     vocabulary projection): sorting by target length first trained `bahdanau` 1.05-1.14x
-    faster at 64 sentences a batch, but lost 0.1-2.1 test BLEU on each of three seeds at 3000
-    steps (README, Speed), so it was reverted.
+    faster at 64 sentences a batch, but lost 0.79 test BLEU on average over six seeds at 3000
+    steps (lower on five; README, Speed), so it was reverted.
 
     Args:
         src_lengths, tgt_lengths: token counts per example (`tgt_lengths` None when translating).
