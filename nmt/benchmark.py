@@ -58,6 +58,9 @@ class BenchmarkOptions:
         corpus_fractions: leading shares of the training pairs of the corpus-size estimate.
         length_bucket_width: words per source-length bucket (buckets merge up to 50 sentences).
         square: size of the square matrix product in the ceiling.
+        training: time training (with the FLOPs and the ceiling); off, only decoding, which then
+            needs `checkpoint`.
+        decoding: time decoding.
     """
 
     precisions: list[str] | None = None
@@ -76,6 +79,14 @@ class BenchmarkOptions:
     corpus_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
     length_bucket_width: int = 5
     square: int = 2048
+    training: bool = True
+    decoding: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.training or self.decoding):
+            raise UserError("nothing to measure: leave training or decoding on")
+        if not self.training and (self.checkpoint is None or self.scaling):
+            raise UserError("without training the benchmark decodes only: give --checkpoint, and no --scaling")
 
 
 def run_benchmark(cfg: DictConfig, overrides: list[str], options: BenchmarkOptions) -> dict[str, Any]:
@@ -94,26 +105,15 @@ def run_benchmark(cfg: DictConfig, overrides: list[str], options: BenchmarkOptio
                                            "batching": OmegaConf.to_container(cfg.batching, resolve=True)}}
     with tempfile.TemporaryDirectory(prefix="nmt-benchmark-") as folder:
         model_file = str(options.checkpoint or Path(folder) / "model.pt")
-        # the very first run also counts FLOPs, saves its model (to decode without --checkpoint)
-        # and counts the batches per epoch of the corpus shares
-        first_only = {"flop_batches": options.flop_batches, "save_model": None if options.checkpoint else model_file,
-                      "corpus_fractions": list(options.corpus_fractions) if options.scaling else None}
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for precision in precisions:
-            runs[precision] = [_train(cfg, options.warmup, options.window, precision=precision,
-                                      **(first_only if not runs and repeat == 0 else {}))
-                               for repeat in range(options.repeats)]
-        first = runs[precisions[0]][0]
-        report["parameters"] = first["parameters"]
-        report["training"] = {precision: _training_summary(done) for precision, done in runs.items()}
-        report["flops"] = first["flops"]
-        log.info("matmul ceiling")
-        report["ceiling"] = _ceiling(first["flops"]["products"][:2], options.square, precisions, device)
-        report["utilization"] = _utilization(report["flops"], report["training"], report["ceiling"])
+        if options.training:
+            first = _training_report(cfg, options, precisions, device, report, model_file)
+        if not options.decoding:
+            return report
         log.info("decoding: %s", ", ".join(f"{job['name']} x {job['repeats']}" for job in decoding.jobs))
         decoded = isolated("decode", config=_config(cfg), checkpoint=model_file, jobs=decoding.jobs,
                            max_tokens=options.decode_max_tokens)
     results = [_decoding_summary(job) for job in decoded.pop("jobs")]
+    report.setdefault("parameters", decoded["parameters"])
     report["decoding"] = {**decoded, "checkpoint": str(options.checkpoint) if options.checkpoint else None,
                           "note": None if options.checkpoint else UNTRAINED,
                           "searches": [results[index] for index in decoding.main]}
@@ -131,6 +131,29 @@ def run_benchmark(cfg: DictConfig, overrides: list[str], options: BenchmarkOptio
                                             cfg.trainer.accumulate),
         }
     return report
+
+
+def _training_report(cfg: DictConfig, options: BenchmarkOptions, precisions: list[str], device: torch.device,
+                     report: dict[str, Any], model_file: str) -> dict[str, Any]:
+    """Times training in every precision and adds the figures, the FLOPs, the ceiling and the
+    utilization to `report`; returns the first run's result."""
+    # the very first run also counts FLOPs, saves its model (to decode without --checkpoint)
+    # and counts the batches per epoch of the corpus shares
+    first_only = {"flop_batches": options.flop_batches, "save_model": None if options.checkpoint else model_file,
+                  "corpus_fractions": list(options.corpus_fractions) if options.scaling else None}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for precision in precisions:
+        runs[precision] = [_train(cfg, options.warmup, options.window, precision=precision,
+                                  **(first_only if not runs and repeat == 0 else {}))
+                           for repeat in range(options.repeats)]
+    first = runs[precisions[0]][0]
+    report["parameters"] = first["parameters"]
+    report["training"] = {precision: _training_summary(done) for precision, done in runs.items()}
+    report["flops"] = first["flops"]
+    log.info("matmul ceiling")
+    report["ceiling"] = _ceiling(first["flops"]["products"][:2], options.square, precisions, device)
+    report["utilization"] = _utilization(report["flops"], report["training"], report["ceiling"])
+    return first
 
 
 class _DecodingPlan:

@@ -13,7 +13,10 @@ def to_markdown(report: dict[str, Any]) -> str:
              f"{machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['threads']} torch threads, torch "
              f"{machine['torch']}, device {machine['device']}{' ' + machine['gpu'] if machine['gpu'] else ''}; "
              f"{report['parameters']:,} parameters"]
-    lines += _training(report) + _flops(report) + _decoding(report)
+    if "training" in report:
+        lines += _training(report) + _flops(report)
+    if "decoding" in report:
+        lines += _decoding(report)
     if "scaling" in report:
         lines += _scaling(report["scaling"], report["settings"])
     return "\n".join(lines) + "\n"

@@ -176,7 +176,8 @@ def measure_decoding(config: dict[str, Any], checkpoint: str, jobs: list[dict[st
                         "bleu": scores.bleu, "chrf": scores.chrf})
     return {"test_set": str(files.src), "sentences": len(sources), "max_tokens": max_tokens,
             "precision": precision, "device": str(device),
-            "threads": torch.get_num_threads(), "peak_memory_mb": peak_memory_mb(device), "jobs": results}
+            "threads": torch.get_num_threads(), "peak_memory_mb": peak_memory_mb(device),
+            "parameters": experiment.parameter_count(model), "jobs": results}
 
 
 def matmul_gflops(rows: int, inner: int, columns: int, precision: str, device: torch.device, trials: int = 5,

@@ -57,11 +57,12 @@ def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> tor
 
     `clip_grad_norm_` multiplies every gradient by min(1, max_norm / (norm + 1e-6)) even when that
     is 1, so as not to wait for the norm on a GPU; on the CPU that multiply by 1 read and wrote all
-    10M gradients of `bahdanau`, 2-3% of an update. The trainer reads the norm on the host anyway.
+    10M gradients of `bahdanau`, 2-3% of an update, so there the norm is read first. On a GPU the
+    multiply is one cheap kernel and reading the norm would stall the queue: torch's way.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads)
-    if bool(max_norm / (norm + 1e-6) < 1):
+    if norm.device.type != "cpu" or bool(max_norm / (norm + 1e-6) < 1):
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
     return norm
 
@@ -259,7 +260,7 @@ class Trainer:
             return False
         progress.step += 1
         progress.bad_steps_in_a_row = 0
-        if progress.step % HEAP_TRIM_EVERY == 0:
+        if progress.step % HEAP_TRIM_EVERY == 0 and self.device.type == "cpu":  # GPU tensors are not on the heap
             trim_heap()
         window.loss_sum += loss * total_tokens
         window.target_tokens += total_tokens

@@ -76,6 +76,8 @@ def parse_args(argv: list[str]) -> tuple[BenchmarkOptions, Path, list[str]]:
     add("--length-bucket-width", type=_at_least(1), default=DEFAULTS.length_bucket_width,
         help="words per source-length bucket (%(default)s)")
     add("--square", type=_at_least(1), default=DEFAULTS.square, help="size of the square matmul (%(default)s)")
+    add("--no-training", dest="training", action="store_false", help="decode only (needs --checkpoint)")
+    add("--no-decoding", dest="decoding", action="store_false", help="time training only")
     args, overrides = parser.parse_known_args(argv)
     unknown = [o for o in overrides if o.startswith("-")]
     if unknown:
@@ -84,9 +86,9 @@ def parse_args(argv: list[str]) -> tuple[BenchmarkOptions, Path, list[str]]:
 
 
 def main(argv: list[str]) -> None:
-    options, output, overrides = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="benchmark: %(message)s")  # progress, on stderr
     try:
+        options, output, overrides = parse_args(argv)
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
             cfg = compose("train", overrides=overrides)
         report = run_benchmark(cfg, overrides, options)

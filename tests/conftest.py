@@ -1,9 +1,11 @@
-"""Shared fixtures: a fixed seed for every test and tiny models in float64."""
+"""Shared fixtures: a fixed seed for every test, tiny models in float64, and the devices a
+property is checked on (tests marked `cuda` are skipped where no GPU is present)."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -16,6 +18,33 @@ from nmt.modules.seq2seq import Seq2Seq
 from nmt.tokenizer import EOS_ID
 
 VOCAB = 24  # ids 0-3 are special; 4.. are words
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+"""`@pytest.mark.parametrize("device", DEVICES)`: a property that must hold on the CPU and on a GPU."""
+
+# cuBLAS repeats its results only with a fixed workspace; read when cuBLAS starts, so set before
+# any test touches CUDA (the exact-resume test runs under `torch.use_deterministic_algorithms`).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skips the `cuda` tests where torch sees no GPU, so the CPU suite and CI pass unchanged."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run `pytest -m cuda` on one, or scripts/gpu_check.sh)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def exact_cuda_float32() -> Iterator[None]:
+    """fp32 on a GPU means fp32 in the tests: no TF32 products (a 10-bit mantissa) in cuDNN's
+    recurrences or cuBLAS's matmuls, so CPU and GPU results can be compared at fp32 tolerances."""
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -18,7 +18,9 @@ from nmt.modules.attention import AdditiveScorer
 from nmt.modules.decoder import BahdanauDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.checkpoint import save_checkpoint
 from nmt.run_layout import RunLayout
+from tests.test_checkpoint import tiny_checkpoint, toy_tokenizers
 
 ROOT = Path(__file__).resolve().parents[1]
 # All sizes differ, so a product counted with the wrong size cannot match by accident.
@@ -167,3 +169,26 @@ def test_benchmark_stops_on_a_missing_checkpoint_with_one_line(tmp_path):
     done = benchmark("--checkpoint", "missing.pt", "data.num_train=50", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --checkpoint missing.pt: file not found"
+
+
+def test_the_benchmark_can_time_training_alone_or_decoding_alone(tmp_path):
+    trained = benchmark("--warmup", "1", "--window", "2", "--repeats", "1", "--flop-batches", "1", "--square", "32",
+                        "--no-decoding", "--output", "train.json", *TOY, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    report = json.loads((tmp_path / "train.json").read_text())
+    assert {"training", "flops", "ceiling"} <= set(report) and "decoding" not in report
+    assert "### Training" in trained.stdout and "### Decoding" not in trained.stdout
+
+    model, payload = tiny_checkpoint(toy_tokenizers(tmp_path / "tokenizers"))
+    save_checkpoint(tmp_path / "model.pt", payload)
+    decoded = benchmark("--repeats", "1", "--no-training", "--checkpoint", "model.pt", "--output", "decode.json", *TOY,
+                        cwd=tmp_path)
+    assert decoded.returncode == 0, decoded.stderr[-3000:]
+    report = json.loads((tmp_path / "decode.json").read_text())
+    assert "training" not in report and report["parameters"] == sum(p.numel() for p in model.parameters())
+    assert [s["name"] for s in report["decoding"]["searches"]] == ["greedy", "beam 5"]
+
+    refused = benchmark("--no-training", *TOY, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("error: without training the benchmark decodes only: give --checkpoint, "
+                                      "and no --scaling")

@@ -17,7 +17,7 @@ from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
 from nmt.precision import autocast
 from nmt.tokenizer import PAD_ID
-from tests.conftest import VOCAB, random_sentences
+from tests.conftest import DEVICES, VOCAB, random_sentences
 
 STYLES = {
     "bahdanau": partial(BahdanauDecoder, readout_size=8, scorer=partial(AdditiveScorer, hidden_size=12)),
@@ -45,10 +45,11 @@ def toy_batch(count=4):
     return collate(random_sentences(count), random_sentences(count), list(range(count)))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("style", STYLES)
-def test_teacher_forcing_equals_step_by_step_decoding(style):
-    model = build(style).eval()
-    batch = toy_batch(3)
+def test_teacher_forcing_equals_step_by_step_decoding(style, device):
+    model = build(style).to(device).eval()
+    batch = toy_batch(3).to(device)
     logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
     memory, state = model.start(batch.src, batch.src_lengths)
     for t in range(batch.tgt_in.size(1)):
@@ -248,16 +249,18 @@ def test_a_tied_model_starts_near_the_uniform_distribution(share):
     assert abs(loss.item() - math.log(vocab)) < 0.1
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("style", ["bahdanau", pytest.param("luong_input_feeding", marks=pytest.mark.slow)])
-def test_a_compiled_teacher_forced_step_gives_the_eager_logits_and_gradients(style):
+def test_a_compiled_teacher_forced_step_gives_the_eager_logits_and_gradients(style, device):
     """`compile_teacher_forcing` changes how the step runs, not what it computes; a copy of the
     compiled model steps with its own parameters. (float32: what training compiles.)"""
     torch.manual_seed(0)
-    eager = build(style, dtype=torch.float32).eval()
+    eager = build(style, dtype=torch.float32).to(device).eval()
     compiled = copy.deepcopy(eager)
     compiled.decoder.compile_teacher_forcing()
     for length in (5, 9):  # batches of other lengths
-        batch = collate(random_sentences(6, max_length=length), random_sentences(6, max_length=length), list(range(6)))
+        batch = collate(random_sentences(6, max_length=length), random_sentences(6, max_length=length),
+                        list(range(6))).to(device)
         outputs = [model(batch.src, batch.src_lengths, batch.tgt_in) for model in (eager, compiled)]
         for expected, actual in zip(*outputs):
             assert_close(actual, expected, rtol=1e-5, atol=1e-6)
@@ -292,20 +295,21 @@ def test_under_bf16_autocast_the_compiled_step_computes_what_the_eager_one_does(
         assert_close(actual, expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @torch.no_grad()
-def test_compiled_decoding_steps_as_the_eager_decoder_does(precision):
+def test_compiled_decoding_steps_as_the_eager_decoder_does(precision, device):
     """`compile_decoding`: the compiled step (its weights cast once per batch, in the memory)
     gives the eager step's logits, attention and state, step after step, for batches of two
     sizes; every state stays in the parameters' dtype."""
     torch.manual_seed(0)
-    eager = build("bahdanau", dtype=torch.float32).eval()
+    eager = build("bahdanau", dtype=torch.float32).to(device).eval()
     compiled = copy.deepcopy(eager)
     compiled.decoder.compile_decoding()
     tolerance = {"rtol": 0.02, "atol": 0.02} if precision == "bf16" else {"rtol": 1e-5, "atol": 1e-6}
     for size in (5, 8):
-        batch = collate(random_sentences(size), random_sentences(size), list(range(size)))
-        with autocast("cpu", precision):
+        batch = collate(random_sentences(size), random_sentences(size), list(range(size))).to(device)
+        with autocast(device, precision):
             runs = [(model, *model.start(batch.src, batch.src_lengths)) for model in (eager, compiled)]
             assert bool(runs[1][1].step_weights) == (precision == "bf16")  # cast only under autocast
             for t in range(batch.tgt_in.size(1)):

@@ -19,7 +19,7 @@ from nmt.modules.seq2seq import Seq2Seq
 from nmt.precision import autocast
 from nmt.search import BeamSearch, GreedySearch, Sampling, build_search
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from tests.conftest import VOCAB, random_sentences
+from tests.conftest import DEVICES, VOCAB, random_sentences
 
 DECODE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "decode"
 STYLES = {
@@ -45,15 +45,15 @@ def build(style: str = "bahdanau_additive", tgt_vocab_size: int = VOCAB, sharpne
     return model
 
 
-def encode(sentences):
-    batch = collate(sentences, None, list(range(len(sentences))))
+def encode(sentences, device: str = "cpu"):
+    batch = collate(sentences, None, list(range(len(sentences)))).to(device)
     return batch.src, batch.src_lengths
 
 
 @torch.no_grad()
 def teacher_forced(model, source, targets) -> tuple[list[float], list[torch.Tensor]]:
     """log P(target + EOS | source) and the (|target| + 1, S) attention of each target."""
-    batch = collate([source] * len(targets), targets, list(range(len(targets))))
+    batch = collate([source] * len(targets), targets, list(range(len(targets)))).to(next(model.parameters()).device)
     logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
     token_log_probs = torch.log_softmax(logits, -1).gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2)
     log_probs = token_log_probs.masked_fill(batch.tgt_out == PAD_ID, 0.0).sum(1)
@@ -105,16 +105,17 @@ def exhaustive_nbest(model, source, oracle, n) -> list[tuple[list[int], float]]:
     return sorted(zip(outputs, scores), key=lambda pair: -pair[1])[:n]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("style", STYLES)
-def test_beam_search_equals_exhaustive_search(style, case):
+def test_beam_search_equals_exhaustive_search(style, case, device):
     options, oracle = CASES[case]
     if oracle[1] and style == "no_attention":
         pytest.skip("the coverage penalty needs attention")
-    model = build(style, TINY_VOCAB, sharpness=2.0, eos_bias=EOS_BIAS)
+    model = build(style, TINY_VOCAB, sharpness=2.0, eos_bias=EOS_BIAS).to(device)
     sentences = random_sentences(3)
     search = BeamSearch(nbest=5, **EXHAUSTIVE, **options)
-    for sentence, nbest in zip(sentences, search(model, *encode(sentences))):
+    for sentence, nbest in zip(sentences, search(model, *encode(sentences, device))):
         expected = exhaustive_nbest(model, sentence, oracle, 5)
         assert [h.tokens for h in nbest] == [tokens for tokens, _ in expected]
         assert_close([h.score for h in nbest], [score for _, score in expected])
@@ -191,12 +192,13 @@ def test_the_exact_rule_never_scores_below_stop_early(options):
 
 # --- agreement between searches and batch sizes --------------------------------------------------
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("style", STYLES)
-def test_beam_of_one_stopping_early_equals_greedy(style):
-    model = build(style)
+def test_beam_of_one_stopping_early_equals_greedy(style, device):
+    model = build(style).to(device)
     sentences = random_sentences(8)
-    greedy = GreedySearch()(model, *encode(sentences))
-    beam = BeamSearch(beam_size=1, stop_early=True, length_penalty="none")(model, *encode(sentences))
+    greedy = GreedySearch()(model, *encode(sentences, device))
+    beam = BeamSearch(beam_size=1, stop_early=True, length_penalty="none")(model, *encode(sentences, device))
     assert [h[0].tokens for h in beam] == [h[0].tokens for h in greedy]
     assert_close([h[0].log_prob for h in beam], [h[0].log_prob for h in greedy])
 
@@ -223,12 +225,13 @@ SEARCHES = {
 
 @pytest.mark.parametrize("style", ["bahdanau_coverage_scorer", "luong_general_2_layers"])
 @pytest.mark.parametrize("name", SEARCHES)
-def test_a_sentence_alone_equals_it_inside_a_batch(name, style):
-    search, model = SEARCHES[name], build(style)
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_sentence_alone_equals_it_inside_a_batch(name, style, device):
+    search, model = SEARCHES[name], build(style).to(device)
     sentences = random_sentences(32, min_length=1, max_length=15)
-    batched = search(model, *encode(sentences))
+    batched = search(model, *encode(sentences, device))
     for sentence, in_batch in zip(sentences, batched):
-        alone = search(model, *encode([sentence]))[0]
+        alone = search(model, *encode([sentence], device))[0]
         assert [h.tokens for h in alone] == [h.tokens for h in in_batch]
         assert_close([h.score for h in alone], [h.score for h in in_batch])
         for a, b in zip(alone, in_batch):

@@ -1,5 +1,8 @@
+import contextlib
 import math
 import random
+import warnings as warnings_module
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +25,7 @@ from nmt.search import GreedySearch
 from nmt.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
 from nmt.training import Trainer, TrainerConfig, clip_gradients
 from nmt.validation import ValidationData
-from tests.conftest import random_sentences, tiny_model
+from tests.conftest import DEVICES, random_sentences, tiny_model
 from tests.test_sources import write_toy
 
 
@@ -34,8 +37,9 @@ def target_tokenizer(tmp_path_factory) -> Tokenizer:
 
 
 def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32, scheduler=None,
-                 run_config=None, optimizer=partial(torch.optim.Adam, lr=0.01), **config) -> Trainer:
-    model = tiny_model(dropout=dropout, dtype=dtype)
+                 run_config=None, optimizer=partial(torch.optim.Adam, lr=0.01), device: str = "cpu",
+                 **config) -> Trainer:
+    model = tiny_model(dropout=dropout, dtype=dtype).to(device)
     src, tgt = random_sentences(16), random_sentences(16)
     optimizer = optimizer(model.parameters())
     return Trainer(
@@ -46,17 +50,18 @@ def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32,
         tokenizers=(tokenizer, tokenizer), search=GreedySearch(),
         config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),
         run_config=run_config or {"seed": 0, "trainer": {"precision": "fp32", "accumulate": 1}},
-        device=torch.device("cpu"))
+        device=torch.device(device))
 
 
 def first_batch(trainer: Trainer) -> tuple[list, list, int]:
     indices = trainer.train_data.batch_order(0)[0]
-    return [trainer.train_data.collate(indices)], [1.0], trainer.train_data.target_tokens(indices)
+    return [trainer.train_data.collate(indices).to(trainer.device)], [1.0], trainer.train_data.target_tokens(indices)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-def test_train_step_lowers_the_loss_in_every_precision(tmp_path, target_tokenizer, precision):
-    trainer = make_trainer(tmp_path, target_tokenizer, precision=precision)
+def test_train_step_lowers_the_loss_in_every_precision(tmp_path, target_tokenizer, precision, device):
+    trainer = make_trainer(tmp_path, target_tokenizer, precision=precision, device=device)
     batch = first_batch(trainer)
     losses = [trainer.train_step(*batch)[0] for _ in range(30)]
     assert all(math.isfinite(loss) for loss in losses)
@@ -159,21 +164,48 @@ def test_the_seed_makes_cpu_runs_repeatable(tmp_path, target_tokenizer):
         assert torch.equal(tensor, weights[1][key]), key
 
 
-def test_resuming_from_last_continues_bitwise(tmp_path, target_tokenizer):
-    """In-process resume (the SIGKILL version is tests/test_resume.py): 3 + 3 steps == 6 steps."""
-    seed_everything(3)
-    whole = make_trainer(tmp_path / "whole", target_tokenizer, dropout=0.3, max_steps=6, valid_every=3)
-    whole.fit()
-    seed_everything(3)
-    make_trainer(tmp_path / "parts", target_tokenizer, dropout=0.3, max_steps=3, valid_every=3).fit()
-    seed_everything(99)  # another seed: the weights and every generator must come from the checkpoint
-    random.seed(3)  # ... but the same data (random_sentences draws from Python's generator)
-    resumed = make_trainer(tmp_path / "parts", target_tokenizer, dropout=0.3, max_steps=6, valid_every=3,
-                           resume="auto")
-    assert resumed.progress.step == 3
-    resumed.fit()
+@pytest.mark.parametrize("device", DEVICES)
+def test_resuming_from_last_continues_bitwise(tmp_path, target_tokenizer, device):
+    """In-process resume (the SIGKILL version is tests/test_resume.py): 3 + 3 steps == 6 steps.
+
+    On a GPU, bitwise takes `torch.use_deterministic_algorithms(True)` (deterministic index_add
+    for the gradients of `index_select`, and cuDNN's deterministic algorithms) and a fixed cuBLAS
+    workspace (`CUBLAS_WORKSPACE_CONFIG=:4096:8`, set in conftest); the dropout masks come from
+    the CUDA generator, whose state the checkpoint restores."""
+    with deterministic_algorithms() as warnings:
+        seed_everything(3)
+        whole = make_trainer(tmp_path / "whole", target_tokenizer, dropout=0.3, max_steps=6, valid_every=3,
+                             device=device)
+        whole.fit()
+        seed_everything(3)
+        make_trainer(tmp_path / "parts", target_tokenizer, dropout=0.3, max_steps=3, valid_every=3,
+                     device=device).fit()
+        seed_everything(99)  # another seed: the weights and every generator must come from the checkpoint
+        random.seed(3)  # ... but the same data (random_sentences draws from Python's generator)
+        resumed = make_trainer(tmp_path / "parts", target_tokenizer, dropout=0.3, max_steps=6, valid_every=3,
+                               resume="auto", device=device)
+        assert resumed.progress.step == 3
+        resumed.fit()
     for (name, a), b in zip(whole.model.named_parameters(), resumed.model.parameters()):
-        assert torch.equal(a, b), name
+        assert torch.equal(a, b), f"{name}; non-deterministic operations: {warnings or 'none'}"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[list[str]]:
+    """Inside, torch's deterministic algorithms; yields the warnings of operations that have none
+    (warn_only: the comparison then names them rather than stopping at the first)."""
+    enabled, cudnn = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    with warnings_module.catch_warnings(record=True) as caught:
+        warnings_module.simplefilter("always")
+        found: list[str] = []
+        try:
+            yield found
+        finally:
+            found += sorted({str(w.message).splitlines()[0] for w in caught if "deterministic" in str(w.message)})
+            torch.use_deterministic_algorithms(enabled)
+            torch.backends.cudnn.deterministic = cudnn
 
 
 class PoisonedLoss:
@@ -347,10 +379,13 @@ def test_coverage_penalty_is_the_overlap_of_attention_with_its_past():
     assert float(coverage_penalty(attention, torch.tensor([[True, True, False]]))) == pytest.approx(0.5)
 
 
-@pytest.mark.slow
-def test_a_compiled_forward_trains_like_the_eager_one(tmp_path, target_tokenizer):
-    eager = make_trainer(tmp_path / "eager", target_tokenizer)
-    compiled = make_trainer(tmp_path / "compiled", target_tokenizer, compile=True)
+@pytest.mark.parametrize("device", [pytest.param("cpu", marks=pytest.mark.slow),
+                                    pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_compiled_forward_trains_like_the_eager_one(tmp_path, target_tokenizer, device):
+    """`trainer.compile`: the decoder step, the loss and (on the CPU) the encoder's recurrence
+    through `torch.compile`, the same updates as eager."""
+    eager = make_trainer(tmp_path / "eager", target_tokenizer, device=device)
+    compiled = make_trainer(tmp_path / "compiled", target_tokenizer, compile=True, device=device)
     compiled.model.load_state_dict(eager.model.state_dict())
     assert compiled.model.encoder.compiled_recurrence and not eager.model.encoder.compiled_recurrence
     batch = first_batch(eager)
@@ -358,6 +393,23 @@ def test_a_compiled_forward_trains_like_the_eager_one(tmp_path, target_tokenizer
         assert compiled.train_step(*batch)[0] == pytest.approx(eager.train_step(*batch)[0], rel=1e-4)
     for (name, a), b in zip(eager.model.named_parameters(), compiled.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_fp16_overflow_is_skipped_by_the_scaler_and_lowers_the_scale(tmp_path, target_tokenizer, device):
+    """A scale so large that the fp16 gradients overflow: the update leaves every weight as it
+    was and the scale is halved; with the scale lowered, training goes on."""
+    trainer = make_trainer(tmp_path, target_tokenizer, precision="fp16", device=device)
+    trainer.scaler = torch.amp.GradScaler(device, init_scale=2.0 ** 40)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    batch = first_batch(trainer)
+    loss, grad_norm = trainer.train_step(*batch)
+    assert math.isfinite(loss) and not math.isfinite(grad_norm)
+    assert all(torch.equal(p, b) for p, b in zip(trainer.model.parameters(), before))
+    assert trainer.scaler.get_scale() == 2.0 ** 39
+    trainer.scaler = torch.amp.GradScaler(device)  # a normal scale: the updates happen again
+    losses = [trainer.train_step(*batch)[0] for _ in range(10)]
+    assert losses[-1] < losses[0]
 
 
 def test_fp16_overflows_are_skipped_without_counting_toward_the_stop(tmp_path, target_tokenizer):
