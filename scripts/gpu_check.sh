@@ -36,7 +36,8 @@ if ! "$python" -c "import hydra" 2> /dev/null; then
   "$python" -m pip install -q --no-index --find-links .device/wheels hydra-core
 fi
 if ! "$python" -c "import nmt" 2> /dev/null; then
-  "$python" -m pip install -q --no-deps --no-build-isolation -e .
+  "$python" -m pip install -q --no-deps --no-build-isolation -e . || echo "gpu_check: the project did not install; running from the checkout" >&2
 fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export NMT_MULTI30K=${NMT_MULTI30K:-$PWD/.device/multi30k}
 exec "$python" scripts/gpu_check.py "$@"
