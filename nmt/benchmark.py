@@ -25,6 +25,7 @@ from nmt.distributed import resolve_device
 from nmt.errors import UserError
 from nmt.length_analysis import LengthBucket, length_buckets, word_lengths
 from nmt.measurements import describe_machine, isolated, matmul_gflops
+from nmt.precision import choose_precision, native_16_bit
 from nmt.search import build_search
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ def run_benchmark(cfg: DictConfig, overrides: list[str], options: BenchmarkOptio
     experiment.build_searches(cfg)  # and so does a bad search setting of the run
     if options.checkpoint is not None and not options.checkpoint.is_file():
         raise UserError(f"--checkpoint {options.checkpoint}: file not found")
-    precisions = options.precisions or [cfg.trainer.precision]
+    # `auto` as training would resolve it here; a 16-bit precision without native kernels warns
+    precisions = list(dict.fromkeys(choose_precision(p, device).precision
+                                    for p in options.precisions or [cfg.trainer.precision]))
     decoding = _DecodingPlan(cfg, options, read_parallel(test_files.src, test_files.tgt)[0])
     report: dict[str, Any] = {"machine": describe_machine(device), "overrides": overrides,
                               "settings": {**asdict(options), "precisions": precisions,
@@ -235,16 +238,21 @@ def _training_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "runs": [{key: value for key, value in r.items() if key not in ("flops", "epoch_batches")} for r in runs]}
 
 
+NOT_NATIVE = "not measured: no native kernels here"
+
+
 def _ceiling(products: list[dict[str, Any]], square: int, precisions: list[str], device: torch.device
              ) -> list[dict[str, Any]]:
     """GFLOP/s of the fastest matrix-product kernel (`matmul_gflops`) at the model's two
     costliest forward product shapes and a square one, in fp32, bf16 and any other precision
-    trained."""
+    trained. A 16-bit precision the hardware has no native kernels for is not measured (its
+    reference loop would take minutes at the square's size): `gflops` None, and why."""
     shapes = [("model", p["rows"], p["inner"], p["columns"]) for p in products] + [("square", square, square, square)]
     ceiling = []
     for what, rows, inner, columns in shapes:
         for precision in dict.fromkeys(["fp32", "bf16", *precisions]):
-            gflops, kernel = matmul_gflops(rows, inner, columns, precision, device)
+            gflops, kernel = (matmul_gflops(rows, inner, columns, precision, device)
+                              if precision == "fp32" or native_16_bit(device, precision) else (None, NOT_NATIVE))
             ceiling.append({"what": what, "rows": rows, "inner": inner, "columns": columns, "precision": precision,
                             "gflops": gflops, "kernel": kernel})
     return ceiling
@@ -252,14 +260,16 @@ def _ceiling(products: list[dict[str, Any]], square: int, precisions: list[str],
 
 def _utilization(flops: dict[str, Any], training: dict[str, Any], ceiling: list[dict[str, Any]]) -> dict[str, Any]:
     """Achieved training GFLOP/s (FLOPs per target token x target tokens/s) and its share of the
-    ceilings of the same precision: the square product's and the model's costliest shape's."""
+    ceilings of the same precision: the square product's and the model's costliest shape's
+    (None where that ceiling was not measured)."""
     utilization = {}
     for precision, summary in training.items():
         achieved = flops["training_per_token"] * summary["target_tokens_per_second"] / 1e9
         square, costliest = (next(c["gflops"] for c in ceiling if c["what"] == what and c["precision"] == precision)
                              for what in ("square", "model"))
-        utilization[precision] = {"achieved_gflops": achieved, "of_square_ceiling": achieved / square,
-                                  "of_costliest_product_ceiling": achieved / costliest}
+        utilization[precision] = {"achieved_gflops": achieved,
+                                  "of_square_ceiling": achieved / square if square else None,
+                                  "of_costliest_product_ceiling": achieved / costliest if costliest else None}
     return utilization
 
 

@@ -10,7 +10,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: machine, training, FLOPs and ceiling, decoding, scaling."""
     machine = report["machine"]
     lines = [f"## Benchmark: {' '.join(report['overrides']) or '(default config)'}", "",
-             f"{machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['threads']} torch threads, torch "
+             f"{machine['cpu']} ({', '.join(machine['cpu_features']) or 'no AVX2'}; torch CPU capability "
+             f"{machine['torch_cpu_capability']}, bf16 {'native' if machine['bf16_native'] else 'not native'}), "
+             f"{machine['logical_cpus']} logical CPUs, {machine['threads']} torch threads, torch "
              f"{machine['torch']}, device {machine['device']}{' ' + machine['gpu'] if machine['gpu'] else ''}; "
              f"{report['parameters']:,} parameters"]
     if "training" in report:
@@ -48,12 +50,17 @@ def _flops(report: dict[str, Any]) -> list[str]:
              "### Matrix-multiply ceiling (the fastest kernel, this machine and thread count)", "",
              "| product | shape | precision | GFLOP/s | kernel |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {c['what']} | ({c['rows']} x {c['inner']}) @ ({c['inner']} x {c['columns']}) | {c['precision']} "
-              f"| {c['gflops']:.1f} | {c['kernel']} |" for c in report["ceiling"]]
+              f"| {_number(c['gflops'], '.1f')} | {c['kernel']} |" for c in report["ceiling"]]
     lines += ["", "| training precision | achieved GFLOP/s | of the square's ceiling | of the costliest model "
               "shape's ceiling |", "| --- | --- | --- | --- |"]
-    lines += [f"| {precision} | {u['achieved_gflops']:.2f} | {u['of_square_ceiling']:.1%} "
-              f"| {u['of_costliest_product_ceiling']:.1%} |" for precision, u in report["utilization"].items()]
+    lines += [f"| {precision} | {u['achieved_gflops']:.2f} | {_number(u['of_square_ceiling'], '.1%')} "
+              f"| {_number(u['of_costliest_product_ceiling'], '.1%')} |" for precision, u in report["utilization"].items()]
     return lines
+
+
+def _number(value: float | None, spec: str) -> str:
+    """`value` formatted, or a dash where it was not measured."""
+    return "-" if value is None else format(value, spec)
 
 
 def _decoding(report: dict[str, Any]) -> list[str]:

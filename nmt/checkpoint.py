@@ -15,6 +15,8 @@ and other objects are refused).
 |              |                              | `averaged_from` (input files) in an average         |
 | `step`       | int                          | optimizer updates done                              |
 | `valid`      | dict[str, float]             | validation metrics at `step` (may be empty)         |
+| `precision`  | str (optional)               | what the weights were trained in (fp32, bf16, fp16: |
+|              |                              | `auto` resolved); a resumed run keeps it            |
 | `training`   | dict (optional)              | the trainer's resume state (optimizer, scheduler,   |
 |              |                              | scaler, rng, progress): opaque here, only carried   |
 """
@@ -65,6 +67,7 @@ class _CheckpointRequired(TypedDict):
 class Checkpoint(_CheckpointRequired, total=False):
     """The payload of a checkpoint file; see the table in the module docstring."""
 
+    precision: str
     training: dict[str, Any]
 
 
@@ -113,7 +116,8 @@ def provenance() -> dict[str, Any]:
 
 
 def build_checkpoint(model_state: dict[str, torch.Tensor], config: dict[str, Any], tokenizers: TokenizerModels,
-                     step: int, valid: dict[str, float], training: dict[str, Any] | None = None) -> Checkpoint:
+                     step: int, valid: dict[str, float], training: dict[str, Any] | None = None,
+                     precision: str | None = None) -> Checkpoint:
     """Assembles a payload and stamps it with `provenance()`.
 
     Args:
@@ -124,9 +128,12 @@ def build_checkpoint(model_state: dict[str, torch.Tensor], config: dict[str, Any
         valid: validation metrics at `step`, or {}.
         training: resume state for the trainer; leave it out of checkpoints meant for translation
             only (it is most of the file's size).
+        precision: the precision the weights were trained in, if known.
     """
     payload: Checkpoint = {"model": model_state, "config": config, "tokenizers": tokenizers,
                            "provenance": provenance(), "step": step, "valid": valid}
+    if precision is not None:
+        payload["precision"] = precision
     if training is not None:
         payload["training"] = training
     return payload
@@ -225,6 +232,7 @@ def average_checkpoints(paths: Sequence[str | Path]) -> Checkpoint:
         for key, total in sums.items():
             total += last["model"][key].to(torch.float64)
     model = {key: (sums[key] / len(paths)).to(t.dtype) if key in sums else t for key, t in last["model"].items()}
-    averaged = build_checkpoint(model, last["config"], last["tokenizers"], last.get("step", 0), {})
+    averaged = build_checkpoint(model, last["config"], last["tokenizers"], last.get("step", 0), {},
+                                precision=last.get("precision"))
     averaged["provenance"]["averaged_from"] = [str(p) for p in paths]
     return averaged

@@ -32,7 +32,7 @@ from nmt.errors import UserError
 from nmt.evaluation import Scores, score
 from nmt.fileio import file_fingerprint, write_bytes_atomically
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.precision import check_precision
+from nmt.precision import PrecisionChoice, check_precision, choose_precision
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
 from nmt.search import Search, build_search
@@ -185,10 +185,11 @@ def test(checkpoint: Path, search: Search, splits: dict[str, SplitFiles], tokeni
 
 
 def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], test_files: SplitFiles,
-                  layout: RunLayout, wall_seconds: float) -> dict[str, Any]:
+                  layout: RunLayout, wall_seconds: float, decode_precision: PrecisionChoice) -> dict[str, Any]:
     """Writes `summary.json`: what result tables need, so they never open a checkpoint. `tests`
     are `test`'s results: the test set's scores, and the extra test sets' under `extra_tests`;
-    `test_files` are recorded with their checksums, so tables can score against the very files."""
+    `test_files` are recorded with their checksums, so tables can score against the very files;
+    `precision` is what training and the test decode ran in (`auto` resolved), and why."""
     progress = trainer.progress
     training_seconds = progress.seconds - progress.validation_seconds
     summary = {
@@ -199,9 +200,12 @@ def write_summary(cfg: DictConfig, trainer: Trainer, tests: dict[str, Scores], t
         "skipped_steps": progress.skipped_steps,
         "stopped_early": progress.stopped_early,
         "wall_seconds": wall_seconds,
+        "first_update_seconds": trainer.first_update_seconds,
         "training_seconds": training_seconds,
         "validation_seconds": progress.validation_seconds,
         "logging_seconds": progress.logging_seconds,
+        "precision": {"training": trainer.precision.precision, "training_reason": trainer.precision.reason,
+                      "decoding": decode_precision.precision, "decoding_reason": decode_precision.reason},
         "target_tokens_per_second": progress.target_tokens / max(training_seconds, 1e-9),
         "sentences_per_second": progress.sentences / max(training_seconds, 1e-9),
         "best_step": progress.best_step,
@@ -248,16 +252,20 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
             seed_everything(cfg.seed + distributed.rank)
         trainer = build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout, device,
                                 distributed)
+        decode_precision = choose_precision(cfg.decode_precision, device)
+        log.info("test decoding precision: %s", decode_precision)
         best = trainer.fit()
         if not distributed.is_main:
             return None
-        tests = test(best, test_search, splits, tokenizers, model, layout, device, cfg.decode_precision)
+        tests = test(best, test_search, splits, tokenizers, model, layout, device, decode_precision.precision)
         for name, result in tests.items():
             trainer.board.scalars("test" if name == "test" else f"test/{name}",
                                   {"bleu": result.bleu, "chrf": result.chrf}, trainer.progress.step)
         scores = tests["test"]
-        summary = write_summary(cfg, trainer, tests, splits["test"], layout, time.monotonic() - start)
-        trainer.board.hparams(flatten_hparams(summary["config"]),
+        summary = write_summary(cfg, trainer, tests, splits["test"], layout, time.monotonic() - start,
+                                decode_precision)
+        trainer.board.hparams({**flatten_hparams(summary["config"]),
+                               **flatten_hparams({"precision": summary["precision"]})},
                               {"test_bleu": scores.bleu, "test_chrf": scores.chrf,
                                **{f"valid_{name}": value for name, value in trainer.progress.best.items()}})
         return scores

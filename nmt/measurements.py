@@ -35,7 +35,7 @@ from nmt.evaluation import score
 from nmt.flops import count_flops
 from nmt.heap import bound_onednn_cache
 from nmt.modules import onednn
-from nmt.precision import AUTOCAST_DTYPES
+from nmt.precision import AUTOCAST_DTYPES, choose_precision, native_16_bit
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
 from nmt.search import build_search
@@ -85,7 +85,7 @@ def measure_training(config: dict[str, Any], warmup: int, window: int, flop_batc
                   "target_tokens": progress.target_tokens - before[1], "sentences": progress.sentences - before[2],
                   "batches": len(batches), "padded_target_positions": sum(b.tgt_out.numel() for b in batches),
                   "peak_memory_mb": peak_memory_mb(device), "threads": torch.get_num_threads(),
-                  "device": str(device), "precision": cfg.trainer.precision,
+                  "device": str(device), "precision": trainer.precision.precision,
                   "parameters": experiment.parameter_count(model)}
         trainer.board.close()
     if flop_batches:
@@ -149,7 +149,7 @@ def measure_decoding(config: dict[str, Any], checkpoint: str, jobs: list[dict[st
     """
     cfg = OmegaConf.create(config)
     device = resolve_device(cfg.device)
-    precision = cfg.decode_precision
+    precision = choose_precision(cfg.decode_precision, device).precision
     model, src_tokenizer, tgt_tokenizer, _ = load_model(checkpoint, device)
     if cfg.decode_compile:
         model.compile_decoding()
@@ -222,14 +222,24 @@ def _timed(work: Callable[[], T], device: torch.device) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
+"""The instruction-set flags that decide a CPU's speed paths: AVX2 and AVX-512 for fp32, native bf16
+(AVX512-BF16, AMX) and fp16 products."""
+
+
 def describe_machine(device: torch.device) -> dict[str, Any]:
-    """CPU model, logical CPUs, torch and Python versions, torch threads, device (and GPU)."""
-    cpu = platform.processor() or None
+    """CPU model, its instruction-set features (as the CPU reports them) and the capability
+    torch uses (which `ATEN_CPU_CAPABILITY` / `ONEDNN_MAX_CPU_ISA` can lower), whether bf16 runs
+    natively on `device`, logical CPUs, torch and Python versions, torch threads, device (and GPU)."""
+    cpu, flags = platform.processor() or None, set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch": torch.__version__,
+        lines = cpuinfo.read_text().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
+        flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    return {"cpu": cpu, "cpu_features": [name for name in CPU_FEATURES if name in flags],
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "bf16_native": native_16_bit(device, "bf16"), "logical_cpus": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version(), "threads": torch.get_num_threads(), "device": str(device),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 

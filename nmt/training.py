@@ -31,7 +31,7 @@ from nmt.evaluation import METRIC_MODES, is_better
 from nmt.heap import trim_heap
 from nmt.loss import token_loss_sum
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.precision import autocast, check_precision
+from nmt.precision import PrecisionChoice, autocast, check_precision, choose_precision
 from nmt.resume import Progress, TrainingState, check_same_settings
 from nmt.rng import rng_state, set_rng_state
 from nmt.run_layout import RunLayout
@@ -93,8 +93,10 @@ class TrainerConfig:
         max_bad_steps: stop with an error after this many updates in a row whose loss or
             gradient norm was not finite (each is skipped and counted).
         valid_max_tokens: token budget of a validation batch.
-        precision: `fp32`, `bf16` (autocast) or `fp16` (autocast with a gradient scaler).
-            Weights and optimizer state stay fp32; validation runs in fp32.
+        precision: `auto` (`nmt.precision.choose_precision`: bf16 where the hardware runs it
+            natively, else fp16 on a GPU, else fp32), `fp32`, `bf16` (autocast) or `fp16`
+            (autocast with a gradient scaler). Weights and optimizer state stay fp32; validation
+            runs in fp32. A resumed run keeps the precision it started with.
         compile: run the encoder's recurrence (on the CPU), the decoder step of the teacher-forced
             forward and the training loss through `torch.compile` (`Seq2Seq.compile_training`,
             `SmoothedCrossEntropy`).
@@ -121,7 +123,7 @@ class TrainerConfig:
     patience: int | None = None
     max_bad_steps: int = 10
     valid_max_tokens: int = 6000
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: bool = False
     resume: str | None = None
     attention_samples: int = 4
@@ -184,10 +186,14 @@ class Trainer:
         self.src_tokenizer, self.tgt_tokenizer = tokenizers
         self.search, self.layout, self.run_config = search, layout, run_config
         self.device, self.distributed = device, distributed
-        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-        self.progress = Progress()
         resume_from = self._resume_path()
-        saved_rng = self._resume(resume_from) if resume_from else None
+        resumed = load_checkpoint(resume_from, map_location=device) if resume_from else None
+        self.precision = self._choose_precision(resumed)
+        log.info("training precision: %s", self.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.precision == "fp16")
+        self.progress = Progress()
+        self.first_update_seconds: float | None = None  # see `_note_first_update`
+        saved_rng = self._resume(resume_from, resumed) if resume_from else None
         self.ddp = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
                     if distributed.enabled else None)
         self.network = self.ddp or model
@@ -222,7 +228,7 @@ class Trainer:
         for index, (batch, weight) in enumerate(zip(batches, weights)):
             last = index == len(batches) - 1
             with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
-                with autocast(self.device, self.config.precision):
+                with autocast(self.device, self.precision.precision):
                     loss = weight * token_loss_sum(self.network, batch, self.config.label_smoothing,
                                                    self.config.coverage_loss_weight, self.config.compile)
                 self.scaler.scale(loss * scale).backward()
@@ -250,7 +256,10 @@ class Trainer:
         shares = [shard(indices, self.distributed.rank, self.distributed.world_size) for indices in group]
         batches = [self.train_data.collate(indices).to(self.device) for indices, _ in shares]
         total_tokens = sum(self.train_data.target_tokens(indices) for indices in group)
+        start = time.monotonic()
         loss, grad_norm = self.train_step(batches, [weight for _, weight in shares], total_tokens)
+        if self.first_update_seconds is None:
+            self._note_first_update(time.monotonic() - start)
         progress = self.progress
         sentences = sum(len(indices) for indices in group)
         progress.target_tokens += total_tokens
@@ -268,6 +277,14 @@ class Trainer:
         if progress.step % self.config.log_every == 0:
             self._log_train(grad_norm, window)
         return True
+
+    def _note_first_update(self, seconds: float) -> None:
+        """Says what the first update of the process took: with `compile`, torch.compile builds
+        its kernels then (on a machine whose inductor cache is empty, tens of seconds), and that
+        time counts in `max_minutes` like any other, so a budgeted run shows what it cost."""
+        self.first_update_seconds = seconds
+        log.info("first update of this process: %.1f s%s, counted in the training time", seconds,
+                 " (torch.compile building its kernels)" if self.config.compile else "")
 
     def _skip(self, loss: float, grad_norm: float) -> None:
         progress = self.progress
@@ -466,7 +483,7 @@ class Trainer:
         tokenizers, step, `metrics`), without the training state that `last.pt` adds."""
         return build_checkpoint(self.model.state_dict(), self.run_config,
                                 {"src": self.src_tokenizer.model_bytes, "tgt": self.tgt_tokenizer.model_bytes},
-                                self.progress.step, metrics)
+                                self.progress.step, metrics, precision=self.precision.precision)
 
     def _save(self, metrics: dict[str, float], best: bool) -> None:
         """Writes `last.pt` (with the training state), a step checkpoint and, if `best`, `best.pt`."""
@@ -510,10 +527,17 @@ class Trainer:
                             "several nodes needs the run directory on a filesystem they share")
         return path
 
-    def _resume(self, path: Path) -> dict[str, Any] | None:
-        """Restores model, optimizer, scheduler, scaler and progress from `path`; returns this
-        rank's saved random-generator states (restored last, by `__init__`)."""
-        payload = load_checkpoint(path, map_location=self.device)
+    def _choose_precision(self, resumed: Checkpoint | None) -> PrecisionChoice:
+        """The configured precision on this device (`auto` resolved); a resumed run's, as it
+        started, whatever `auto` would choose on this machine."""
+        started = resumed.get("precision") if resumed is not None else None
+        if started is not None and self.config.precision == "auto":
+            return PrecisionChoice(started, "auto, as the resumed run started")
+        return choose_precision(self.config.precision, self.device)
+
+    def _resume(self, path: Path, payload: Checkpoint) -> dict[str, Any] | None:
+        """Restores model, optimizer, scheduler, scaler and progress from `payload`, read from
+        `path`; returns this rank's saved random-generator states (restored last, by `__init__`)."""
         training = payload.get("training")
         if training is None:
             raise UserError(f"{path}: holds no training state (only last.pt does); resume from last.pt")

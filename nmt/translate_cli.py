@@ -20,6 +20,7 @@ from typing import IO, BinaryIO
 from nmt.data.corpus import decode_stream
 from nmt.errors import UserError
 from nmt.fileio import atomic_path
+from nmt.precision import PRECISIONS
 
 
 def read_chunks(stream: BinaryIO, name: str, size: int) -> Iterator[list[str]]:
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
     parser.add_argument("--chunk-lines", type=int, default=10000, help="lines read and translated at a time")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                        help="16-bit matmuls under autocast (faster on CPUs with bf16 support); default: the run's")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="auto (bf16 where the hardware runs it natively, else fp32), or the matmuls' precision "
+                             "under autocast; default: the run's decode_precision")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction,
                         help="the log normalizer of every step through torch.compile (beam search faster; a C++ "
                              "compiler needed on the CPU); default: the run's decode_compile")

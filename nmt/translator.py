@@ -26,7 +26,7 @@ from nmt.alignment import argmax_alignment, pieces_to_words
 from nmt.distributed import resolve_device
 from nmt.ensemble import Ensemble
 from nmt.errors import UserError
-from nmt.precision import check_precision
+from nmt.precision import check_precision, choose_precision
 from nmt.search import Decodable, Hypothesis, Search, build_search
 from nmt.tokenizer import Tokenizer
 from nmt.translation import load_model, translate_hypotheses
@@ -73,7 +73,9 @@ class Translator:
         max_source_length: the longest source, in pieces without EOS, the model accepts;
             longer sentences are truncated with a warning (None: no limit).
         has_attention: False for models without attention (no attention matrices or alignments).
-        precision: `fp32`, or `bf16`/`fp16` for the matmuls under autocast (`nmt.precision`).
+        precision: `auto` (bf16 where the hardware runs it natively, else fp32; fp16 on GPUs
+            without bf16: `nmt.precision.choose_precision`), `fp32`, or `bf16`/`fp16` for the
+            matmuls under autocast (`nmt.precision`).
     """
 
     def __init__(self, model: Decodable, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
@@ -87,7 +89,7 @@ class Translator:
             raise UserError(str(error)) from None
         self.model, self.src_tokenizer, self.tgt_tokenizer = model, src_tokenizer, tgt_tokenizer
         self.decode, self.device, self.max_tokens = dict(decode), device, max_tokens
-        self.precision = precision
+        self.precision = choose_precision(precision, device).precision
         self.max_source_length, self.has_attention = max_source_length, has_attention
         self.model.eval()
 

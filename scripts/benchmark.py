@@ -21,7 +21,7 @@ from hydra.errors import HydraException
 from nmt.benchmark import BenchmarkOptions, run_benchmark
 from nmt.benchmark_report import to_markdown
 from nmt.errors import UserError
-from nmt.precision import AUTOCAST_DTYPES
+from nmt.precision import PRECISIONS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULTS = BenchmarkOptions()
@@ -41,9 +41,9 @@ def _list(kind: Callable[[str], float]) -> Callable[[str], tuple]:
 
 
 def _precisions(text: str) -> list[str]:
-    unknown = [p for p in text.split(",") if p not in AUTOCAST_DTYPES]
+    unknown = [p for p in text.split(",") if p not in PRECISIONS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown precision {', '.join(unknown)}: use {', '.join(AUTOCAST_DTYPES)}")
+        raise argparse.ArgumentTypeError(f"unknown precision {', '.join(unknown)}: use {', '.join(PRECISIONS)}")
     return text.split(",")
 
 

@@ -1,10 +1,12 @@
 """Every scorer against its equation, written out here, plus the masking properties."""
 
+import copy
 import math
 from functools import partial
 
 import pytest
 import torch
+from torch import nn
 from torch.testing import assert_close
 
 from nmt.modules.attention import (AdditiveScorer, Attention, ConcatScorer, CoverageScorer, DotScorer,
@@ -151,3 +153,25 @@ def test_dot_with_unequal_sizes_names_both_and_the_ways_out(scorer):
     message = str(error.value)
     assert "query size 512" in message and "key size 1024" in message
     assert "`general`" in message and "project_keys: true" in message
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"])
+def test_additive_energies_under_bf16_keep_small_pre_activations(compiled):
+    """The paper's initialization (N(0, 0.001^2) attention weights) gives pre-activations near
+    zero, where tanh(x) is about x. Under bf16 autocast the energies and the gradient of v must
+    still follow a float64 oracle to bf16's relative precision; a form that computes 2 sigmoid(2x)
+    - 1 in bf16 rounds x below 0.004 away (and v, starting at zero, then never learns)."""
+    torch.manual_seed(0)
+    scorer = AdditiveScorer(query_size=16, key_size=12, hidden_size=32)
+    for weight in (scorer.query_proj.weight, scorer.key_proj.weight, scorer.v.weight):
+        nn.init.normal_(weight, std=1e-3)
+    query, keys = torch.randn(4, 1, 16), torch.randn(4, 7, 12)
+    oracle = copy.deepcopy(scorer).double()
+    expected = oracle(query.double(), oracle.precompute(keys.double()))
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), oracle.v.weight)
+    energies = torch.compile(lambda q, k: scorer(q, k), dynamic=True) if compiled else scorer
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        actual = energies(query, scorer.precompute(keys))
+    (grad,) = torch.autograd.grad(actual.float().square().sum(), scorer.v.weight)
+    assert_close(actual.double(), expected, rtol=0.02, atol=0.02 * expected.abs().max().item())
+    assert_close(grad.double(), expected_grad, rtol=0.05, atol=0.05 * expected_grad.abs().max().item())

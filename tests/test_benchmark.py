@@ -18,7 +18,9 @@ from nmt.modules.attention import AdditiveScorer
 from nmt.modules.decoder import BahdanauDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
+from nmt.benchmark import NOT_NATIVE
 from nmt.checkpoint import save_checkpoint
+from nmt.precision import choose_precision, native_16_bit
 from nmt.run_layout import RunLayout
 from tests.test_checkpoint import tiny_checkpoint, toy_tokenizers
 
@@ -110,12 +112,15 @@ def training_data(tmp_path: Path, overrides: list[str]) -> tuple[ParallelData, i
 def test_benchmark_end_to_end(tmp_path, monkeypatch):
     done = benchmark("--warmup", "2", "--window", "3", "--repeats", "1", "--flop-batches", "1", "--square", "64",
                      "--scaling", "--scaling-warmup", "1", "--scaling-window", "2", "--batch-sizes", "4",
-                     "--beam-sizes", "1,5", "--output", "out.json", *TOY, cwd=tmp_path)
+                     "--beam-sizes", "1,5", "--output", "out.json", *TOY, "trainer.precision=fp32", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "out.json").read_text())
     assert {"machine", "overrides", "settings", "training", "flops", "ceiling", "utilization", "decoding",
             "scaling"} <= set(report)
-    assert report["overrides"] == TOY
+    assert report["overrides"] == [*TOY, "trainer.precision=fp32"]
+    machine = report["machine"]
+    assert machine["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["bf16_native"] == native_16_bit(torch.device("cpu"), "bf16")
     assert "### Training" in done.stdout and "### Decoding against source length" in done.stdout
 
     # the window is exactly updates 3-5 of epoch 0: its tokens and sentences are those batches'
@@ -139,10 +144,15 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
     shapes = [(p["rows"], p["inner"], p["columns"]) for p in flops["products"][:2]] + [(64, 64, 64)]
     assert [(c["rows"], c["inner"], c["columns"], c["precision"]) for c in report["ceiling"]] == [
         (*shape, precision) for shape in shapes for precision in ("fp32", "bf16")]
-    assert all(c["gflops"] > 0 for c in report["ceiling"])
+    # bf16 only where it is native (elsewhere a reference loop, minutes at a square's size)
+    measured = {"fp32", "bf16"} if machine["bf16_native"] else {"fp32"}
+    assert all(c["gflops"] > 0 for c in report["ceiling"] if c["precision"] in measured)
+    assert all(c["gflops"] is None and c["kernel"] == NOT_NATIVE for c in report["ceiling"]
+               if c["precision"] not in measured)
     # the fastest kernel: oneDNN's competes only in fp32 on the CPU
     fp32_kernels = {"torch.mm", "oneDNN"} if torch.backends.mkldnn.is_available() else {"torch.mm"}
-    assert all(c["kernel"] in (fp32_kernels if c["precision"] == "fp32" else {"torch.mm"}) for c in report["ceiling"])
+    assert all(c["kernel"] in (fp32_kernels if c["precision"] == "fp32" else {"torch.mm"})
+               for c in report["ceiling"] if c["precision"] in measured)
     assert report["utilization"]["fp32"]["achieved_gflops"] == pytest.approx(
         flops["training"] / flops["target_tokens"] * run["target_tokens"] / run["seconds"] / 1e9)
 
@@ -177,6 +187,7 @@ def test_the_benchmark_can_time_training_alone_or_decoding_alone(tmp_path):
     assert trained.returncode == 0, trained.stderr[-3000:]
     report = json.loads((tmp_path / "train.json").read_text())
     assert {"training", "flops", "ceiling"} <= set(report) and "decoding" not in report
+    assert list(report["training"]) == [choose_precision("auto", "cpu").precision]  # the config's, resolved here
     assert "### Training" in trained.stdout and "### Decoding" not in trained.stdout
 
     model, payload = tiny_checkpoint(toy_tokenizers(tmp_path / "tokenizers"))

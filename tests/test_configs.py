@@ -34,6 +34,8 @@ def test_every_config_instantiates(overrides):
     model = instantiate(cfg.model, src_vocab_size=src_vocab, tgt_vocab_size=40)
     assert model.decoder.generator.out_features == 40
     instantiate(cfg.trainer), instantiate(cfg.tokenizer), instantiate(cfg.data), instantiate(cfg.decode)
+    # the hardware chooses (`nmt.precision.choose_precision`), not the machine a config was tuned on
+    assert (cfg.trainer.precision, cfg.decode_precision) == ("auto", "auto")
 
 
 def test_bahdanau_experiment_sets_the_paper_model_on_multi30k():

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from nmt.checkpoint import load_checkpoint
+from nmt.precision import choose_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,7 +31,12 @@ def test_train_translate_score(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 150 and summary["test"]["bleu"] == scores["bleu"] and summary["config"]["trainer"]["max_steps"] == 150
     assert summary["best_step"] in (75, 150) and summary["best_valid"]["bleu"] > 0 and summary["parameters"] > 0
-    assert 0 < summary["training_seconds"] < summary["wall_seconds"]
+    assert 0 < summary["first_update_seconds"] < summary["training_seconds"] < summary["wall_seconds"]
+    chosen = choose_precision("auto", "cpu")  # the configs' default, on this machine
+    assert summary["precision"] == {"training": chosen.precision, "training_reason": chosen.reason,
+                                    "decoding": chosen.precision, "decoding_reason": chosen.reason}
+    assert load_checkpoint(run_dir / "checkpoints/best.pt")["precision"] == chosen.precision
+    assert f"training precision: {chosen}" in train.stdout + train.stderr
 
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
     events.Reload()
@@ -76,7 +84,7 @@ def test_user_errors_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("setting, message", [
     ("decode.beam_size=0", "error: decode: decode.beam_size=0: must be at least 1"),
-    ("decode_precision=fp8", "error: decode_precision='fp8': use one of fp32, bf16, fp16"),
+    ("decode_precision=fp8", "error: decode_precision='fp8': use one of auto, fp32, bf16, fp16"),
     ("decode_compile=maybe", "error: decode_compile='maybe': use true or false"),
 ])
 def test_a_bad_search_setting_stops_the_run_before_training(tmp_path, setting, message):

@@ -60,7 +60,7 @@ def test_a_failed_job_leaves_its_reason_and_the_others_finish(tmp_path, launcher
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-3:] == [
         "error: 1 of 2 jobs did not finish (the others' results are in place):",
-        "  sweep/0: failed: decode_precision='fp8': use one of fp32, bf16, fp16",
+        "  sweep/0: failed: decode_precision='fp8': use one of auto, fp32, bf16, fp16",
         "    again: python train.py decode_precision=fp8 trainer.max_steps=20 trainer.valid_every=10 "
         "data.num_train=300 trainer.progress_bar=False hydra.run.dir=sweep/0 trainer.resume=auto",  # as Hydra wrote them
     ]

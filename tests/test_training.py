@@ -18,7 +18,9 @@ from nmt.checkpoint import load_checkpoint
 from nmt.data.batching import ParallelData
 from nmt.data.indexed import IndexedTokens
 from nmt.errors import UserError
+from nmt import precision as precision_module
 from nmt.loss import coverage_penalty
+from nmt.precision import PrecisionChoice
 from nmt.rng import seed_everything
 from nmt.run_layout import RunLayout
 from nmt.search import GreedySearch
@@ -48,7 +50,8 @@ def make_trainer(tmp_path, tokenizer, dropout: float = 0.0, dtype=torch.float32,
         valid_data=ValidationData(IndexedTokens.from_lists(src[:4]), IndexedTokens.from_lists(tgt[:4]),
                                   tokenizer.decode(tgt[:4]), tokenizer.decode(src[:4])),
         tokenizers=(tokenizer, tokenizer), search=GreedySearch(),
-        config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, **config}), layout=RunLayout(tmp_path),
+        config=TrainerConfig(**{"max_steps": 4, "progress_bar": False, "precision": "fp32", **config}),
+        layout=RunLayout(tmp_path),
         run_config=run_config or {"seed": 0, "trainer": {"precision": "fp32", "accumulate": 1}},
         device=torch.device(device))
 
@@ -188,6 +191,24 @@ def test_resuming_from_last_continues_bitwise(tmp_path, target_tokenizer, device
         resumed.fit()
     for (name, a), b in zip(whole.model.named_parameters(), resumed.model.parameters()):
         assert torch.equal(a, b), f"{name}; non-deterministic operations: {warnings or 'none'}"
+
+
+def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, target_tokenizer, monkeypatch):
+    """`auto` chose bf16 where the run started; resumed on a machine where `auto` would choose
+    fp32, it goes on in bf16 (the checkpoint records the choice)."""
+    monkeypatch.setattr(precision_module, "native_16_bit", lambda *_: True)
+    config = {"seed": 0, "trainer": {"precision": "auto", "accumulate": 1}}
+    first = make_trainer(tmp_path, target_tokenizer, precision="auto", max_steps=2, valid_every=2, run_config=config)
+    assert first.precision.precision == "bf16" and first.scaler.is_enabled() is False
+    first.fit()
+    assert load_checkpoint(first.layout.last_checkpoint)["precision"] == "bf16"
+    assert load_checkpoint(first.layout.best_checkpoint)["precision"] == "bf16"
+    monkeypatch.setattr(precision_module, "native_16_bit", lambda *_: False)
+    resumed = make_trainer(tmp_path, target_tokenizer, precision="auto", max_steps=4, valid_every=2, resume="auto",
+                           run_config=config)
+    assert resumed.precision == PrecisionChoice("bf16", "auto, as the resumed run started")
+    fresh = make_trainer(tmp_path / "fresh", target_tokenizer, precision="auto", run_config=config)
+    assert fresh.precision.precision == "fp32"
 
 
 @contextlib.contextmanager

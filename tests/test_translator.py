@@ -207,7 +207,7 @@ def test_the_tool_rejects_an_unknown_precision_in_one_line(checkpoint, tmp_path,
     with pytest.raises(SystemExit):  # argparse: `choices`
         translate_main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "in.txt"), "--precision", "fp8"])
     assert "invalid choice: 'fp8'" in capsys.readouterr().err
-    with pytest.raises(UserError, match="precision='fp8': use one of fp32, bf16, fp16"):
+    with pytest.raises(UserError, match="precision='fp8': use one of auto, fp32, bf16, fp16"):
         Translator.from_checkpoint(checkpoint, device="cpu", precision="fp8")
 
 

@@ -50,26 +50,34 @@ class Scorer(nn.Module):
 def tanh_layer_energies(from_query: torch.Tensor, doubled_keys: torch.Tensor, v: nn.Linear,
                         doubled_extra: torch.Tensor | None = None) -> torch.Tensor:
     """v^T tanh(from_query + keys (+ extra)) at every source position: (B, G, A), (B, S, A) and
-    (B, G, S, A) -> (B, G, S).
-
-    Evaluated as 2 v^T sigmoid(2 from_query + 2 keys) - sum(v), the same function, since
-    tanh(x) = 2 sigmoid(2x) - 1: PyTorch's CPU tanh costs about five times its sigmoid, and this
-    (B, S, A) activation is the largest elementwise work of a decoder step (measured: the
-    additive energies' forward 4-5x faster, forward and backward 1.6x). The caller's keys (and
-    `doubled_extra`) come doubled, once per batch, so the step adds no pass over (B, S, A).
-
-    Under `torch.compile` the product with v is written as a multiply and a sum, which the
-    compiler fuses with the sigmoid into one pass (and its backward into one more), where the
-    matrix-vector product of eager mode writes the (B, G, S, A) sigmoids and reads them back,
-    forward and backward (`+experiment=bahdanau` in bf16: 1.5% more target tokens/s).
+    (B, G, S, A) -> (B, G, S). The caller's keys (and `doubled_extra`) come doubled, once per
+    batch, for the fast form below; halving them back is exact.
     """
-    doubled = (2 * from_query).unsqueeze(-2) + doubled_keys.unsqueeze(1)  # (B, G, S, A)
+    doubled = (2 * from_query).unsqueeze(-2) + doubled_keys.unsqueeze(1)  # (B, G, S, A): 2 (W s + U h)
     if doubled_extra is not None:
         doubled = doubled + doubled_extra
+    if _sigmoid_form_pays(doubled):
+        return 2 * _dot_v(torch.sigmoid_(doubled), v) - v.weight.sum()  # tanh(x) = 2 sigmoid(2x) - 1
+    return _dot_v(torch.tanh(0.5 * doubled), v)  # the paper's v^T tanh(W s + U h)
+
+
+def _sigmoid_form_pays(doubled: torch.Tensor) -> bool:
+    """Whether to evaluate the energies as 2 v^T sigmoid(2x) - sum(v): on the CPU in fp32 (or
+    fp64), where PyTorch's tanh costs about five times its sigmoid and this (B, G, S, A)
+    activation is the largest elementwise work of a decoder step (the additive energies' forward
+    4-5x faster, forward and backward 1.6x). Not in 16 bits: sigmoid(2x) near 1/2 rounds away
+    any x below bf16's step there (0.004), and the paper's initialization starts x near 1e-3,
+    where v would then never learn. Not on a GPU, whose tanh is as fast as its sigmoid."""
+    return doubled.device.type == "cpu" and doubled.dtype in (torch.float32, torch.float64)
+
+
+def _dot_v(activation: torch.Tensor, v: nn.Linear) -> torch.Tensor:
+    """v^T activation: (B, G, S, A) -> (B, G, S). Under `torch.compile` a multiply and a sum,
+    which the compiler fuses with the activation into one pass (and its backward into one more),
+    where eager mode's matrix-vector product writes the activations and reads them back."""
     if torch.compiler.is_compiling():
-        weights = v.weight.squeeze(0)
-        return 2 * (torch.sigmoid(doubled) * weights).sum(-1) - weights.sum()  # (B, G, S)
-    return 2 * v(torch.sigmoid_(doubled)).squeeze(-1) - v.weight.sum()  # (B, G, S)
+        return (activation * v.weight.squeeze(0)).sum(-1)
+    return v(activation).squeeze(-1)
 
 
 class AdditiveScorer(Scorer):
