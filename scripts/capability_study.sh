@@ -4,6 +4,7 @@
 # Run each part with nothing else on the machine; figures go to capability/ (git-ignored runs/).
 #
 #   bash scripts/capability_study.sh train       # +experiment=bahdanau_best, 150 updates: auto against fp32, both capabilities
+#   (CAPS=avx2 for one of them; `own` and `avx2` are the two)
 #   bash scripts/capability_study.sh products    # the decoder step's fp32 product: oneDNN against MKL, both capabilities
 #   bash scripts/capability_study.sh compile     # the first update with an empty inductor cache, then a warm one
 #   bash scripts/capability_study.sh benchmark   # scripts/benchmark.py on the reference setting, AVX2 alone, timed
@@ -11,7 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=runs/capability
 mkdir -p "$out"
-avx2=(env ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2)
+# AVX2 alone, with an inductor cache of its own: torch.compile's cache does not tell the kernels it
+# built under one ATEN_CPU_CAPABILITY from another's, and reusing them crashed (SIGSEGV in the loss)
+avx2=(env ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+      TORCHINDUCTOR_CACHE_DIR="$PWD/$out/inductor_avx2")
 own=(env)
 short=(trainer.max_steps=150 trainer.max_minutes=null trainer.valid_every=1000 trainer.save_every=null
        trainer.average_last=null trainer.log_every=50 trainer.progress_bar=false decode=greedy)
@@ -23,7 +27,7 @@ torch.ops.mkldnn._is_mkldnn_bf16_supported())"
 
 case "${1:?train, products, compile or benchmark}" in
   train)
-    for caps in own avx2; do
+    for caps in ${CAPS:-own avx2}; do
       declare -n prefix=$caps
       echo "== $caps: $(capability "${prefix[@]}")"
       for precision in auto fp32; do
@@ -32,7 +36,7 @@ case "${1:?train, products, compile or benchmark}" in
       done
     done ;;
   products)
-    for caps in own avx2; do
+    for caps in ${CAPS:-own avx2}; do
       declare -n prefix=$caps
       echo "== $caps: $(capability "${prefix[@]}")"
       "${prefix[@]}" python - <<'PY'
@@ -43,11 +47,12 @@ torch.manual_seed(0)
 for rows, inner, columns in [(64, 512, 1536), (64, 1536, 512), (64, 512, 512)]:  # the decoder step's
     x, w = torch.randn(rows, inner), torch.randn(columns, inner)
     flops = 2 * rows * inner * columns
-    speeds = {name: flops / Timer(stmt, globals={"x": x, "w": w, "torch": torch, "onednn": onednn})
+    speeds = {name: flops / Timer(stmt, globals={"x": x, "w": w, "torch": torch, "onednn": onednn},
+                                  num_threads=torch.get_num_threads())
               .blocked_autorange(min_run_time=1).median / 1e9
               for name, stmt in [("MKL (torch.nn.functional.linear)", "torch.nn.functional.linear(x, w)"),
                                  ("oneDNN (nmt.modules.onednn)", "onednn.linear(x, w)")]}
-    print(f"({rows} x {inner}) @ ({inner} x {columns}):", ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in speeds.items()))
+    print(f"({rows} x {inner}) @ ({inner} x {columns}), {torch.get_num_threads()} threads:", ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in speeds.items()))
 PY
     done ;;
   compile)

@@ -13,6 +13,12 @@ from nmt.modules.step_linear import StepLinear, StepWeightGradients
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
 
 
+@pytest.fixture(autouse=True)
+def onednn_for_fp32(monkeypatch) -> None:
+    """The op is checked on any CPU, not only where it is chosen (`fp32_pays`)."""
+    monkeypatch.setattr(onednn, "_USE_FOR_FP32", torch.backends.mkldnn.is_available())
+
+
 def ran_onednn(work: Callable[[], object]) -> bool:
     """Whether `work` called the custom op (eager or from a compiled graph)."""
     with torch.profiler.profile() as profile:
@@ -50,6 +56,14 @@ def test_values_and_gradients_are_those_of_a_float64_product():
         assert_close(output.double(), expected, rtol=1e-5, atol=1e-5)
         for gradient, expected_gradient in zip(gradients, expected_gradients):
             assert_close(gradient.double(), expected_gradient, rtol=1e-5, atol=1e-5)
+
+
+def test_it_is_chosen_where_torchs_cpu_capability_is_avx512(monkeypatch):
+    """AVX2 alone: MKL's fp32 kernels are faster at the step's shapes, and the step uses them."""
+    assert onednn.fp32_pays("AVX512") and not onednn.fp32_pays("AVX2") and not onednn.fp32_pays("DEFAULT")
+    monkeypatch.setattr(onednn, "_USE_FOR_FP32", False)
+    input, weight = torch.randn(5, 8), torch.randn(3, 8)
+    assert not onednn.uses_onednn(input, weight) and not ran_onednn(lambda: onednn.linear(input, weight))
 
 
 def test_other_products_are_torchs_own():

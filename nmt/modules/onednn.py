@@ -1,14 +1,14 @@
 """fp32 matrix products of a recurrent step through oneDNN rather than MKL, on the CPU.
 
-Why: torch's CPU `mm`/`addmm` in fp32 call MKL. On the AMD EPYC machines we measure on,
-oneDNN's fp32 kernels (torch's own, which its bf16 products use already) are faster: 1.1-1.3x at
-a decoder step's (64, 512) x (512, 1536) and (64, 1536) x (1536, 512), 220 against 189 GFLOP/s at
-2048-square (2 threads). But oneDNN builds a kernel for each new shape, and a product of a new
-row count cost 0.3 ms more at (100, 256) x (256, 512) and 11 ms more at (1000, 256) x (256, 8000)
-than one at a shape it had seen. The products over all positions of a batch (B x T rows, new
-nearly every batch) therefore stay on MKL; a teacher-forced step's products have B rows at
-every one of the T steps, forward and backward, and gain. Both libraries compute in fp32; only
-the order of the additions differs.
+Why: torch's CPU `mm`/`addmm` in fp32 call MKL. With AVX-512, oneDNN's fp32 kernels (torch's
+own, which its bf16 products use already) match or beat MKL's at a decoder step's shapes; with
+AVX2 alone they are slower there (`scripts/capability_study.sh products`), so they are used only
+where torch's CPU capability is AVX-512 (`fp32_pays`). But oneDNN builds a kernel for each new
+shape, and a product of a new row count cost 0.3 ms more at (100, 256) x (256, 512) and 11 ms
+more at (1000, 256) x (256, 8000) than one at a shape it had seen. The products over all
+positions of a batch (B x T rows, new nearly every batch) therefore stay on MKL; a teacher-forced
+step's products have B rows at every one of the T steps, forward and backward, and gain. Both
+libraries compute in fp32; only the order of the additions differs.
 
 How: `linear` is a custom op, so that `torch.compile`, which runs the decoder step, calls it as
 it is (inductor's own lowering of oneDNN's linear expects frozen weights). Its backward
@@ -23,7 +23,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import register_flop_formula
 
-_HAS_ONEDNN = torch.backends.mkldnn.is_available()  # asked once: `torch.compile` breaks its graph at the call
+
+def fp32_pays(capability: str) -> bool:
+    """Whether oneDNN's fp32 step products beat MKL's on a CPU of torch's `capability`."""
+    return capability == "AVX512"
+
+
+# asked once: `torch.compile` breaks its graph at these calls
+_USE_FOR_FP32 = torch.backends.mkldnn.is_available() and fp32_pays(torch.backends.cpu.get_cpu_capability())
 
 
 @torch.library.custom_op("nmt::onednn_linear", mutates_args=())
@@ -58,10 +65,10 @@ def _flops(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], **kwargs
 
 
 def uses_onednn(input: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether `linear(input, weight)` runs on oneDNN: fp32 on a CPU with oneDNN, not switched
-    off (`torch.backends.mkldnn.flags(enabled=False)`), no autocast (under autocast torch's
-    bf16/fp16 products run on oneDNN already)."""
-    return (_HAS_ONEDNN and torch.backends.mkldnn.enabled and input.device.type == "cpu"
+    """Whether `linear(input, weight)` runs on oneDNN: fp32 on a CPU with oneDNN where it pays
+    (`fp32_pays`), not switched off (`torch.backends.mkldnn.flags(enabled=False)`), no autocast
+    (under autocast torch's bf16/fp16 products run on oneDNN already)."""
+    return (_USE_FOR_FP32 and torch.backends.mkldnn.enabled and input.device.type == "cpu"
             and input.dtype == weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
 
 
