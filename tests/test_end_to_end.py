@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from nmt.checkpoint import load_checkpoint
 from nmt.precision import choose_precision
@@ -49,7 +50,11 @@ def test_train_translate_score(tmp_path):
     samples = events.Tensors("valid/samples/text_summary")[-1].tensor_proto.string_val[0].decode()
     first_source = (tmp_path / "data/toy/valid.src").read_text().splitlines()[0]
     assert samples.startswith("| source | hypothesis | reference |") and first_source in samples
-    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    hparams = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in hparams
+    start = HParamsPluginData.FromString(hparams["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["precision.training"].string_value == chosen.precision
+    assert start.hparams["precision.decoding_reason"].string_value == chosen.reason
 
     source = tmp_path / "data" / "toy" / "test.src"
     lines = source.read_text().splitlines()[:5]
