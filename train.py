@@ -2,7 +2,7 @@
 
 Under `torchrun --nproc_per_node=N train.py ...` every process trains on its share of each
 batch; rank 0 alone logs, validates and writes the run. In a sweep (`-m`), a job that fails
-leaves its reason in its run directory and the others go on (`nmt.sweep`).
+leaves its reason in its run directory and the others go on (`nmt.analysis.sweep`).
 """
 
 import logging
@@ -16,11 +16,11 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from nmt.errors import UserError
-from nmt.experiment import run
-from nmt.heap import bound_onednn_cache
-from nmt.run_layout import RunLayout
-from nmt.sweep import one_line, record_failure
+from nmt.analysis.sweep import one_line, record_failure
+from nmt.training.experiment import run
+from nmt.training.run_layout import RunLayout
+from nmt.utils.errors import UserError
+from nmt.utils.heap import bound_onednn_cache
 
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")

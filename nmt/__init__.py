@@ -1,15 +1,16 @@
 """nmt: attention-based neural machine translation in PyTorch.
 
-`from nmt import Translator` is the Python API (see `nmt.translator`); it is imported on first
-use, so `import nmt` stays light for the command-line tools.
+`from nmt import Translator` is the Python API (`nmt.decoding.translator`). The packages are
+layers, each importing only from the ones before it: `utils` -> `data` -> `modules` ->
+`checkpoint`, `metrics` -> `decoding` -> `training` -> `analysis` -> `benchmark` -> `cli`.
 """
 
-from typing import Any
+from nmt.utils.exports import lazy_exports
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("Translator", "Translation"):
-        from nmt import translator
-
-        return getattr(translator, name)
-    raise AttributeError(f"module 'nmt' has no attribute {name!r}")
+EXPORTS = {
+    "Translator": "decoding.translator",
+    "Translation": "decoding.translator",
+    "UserError": "utils.errors",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -5,20 +5,20 @@ translates raw text. It is a plain dict (`Checkpoint`), so `torch.load(weights_o
 it: only tensors, numbers, strings, bytes, None and lists/tuples/dicts of them (numpy arrays
 and other objects are refused).
 
-| key          | type                         | what it holds                                       |
-| ------------ | ---------------------------- | --------------------------------------------------- |
-| `model`      | dict[str, Tensor]            | the model's `state_dict()`                          |
-| `config`     | dict                         | the resolved run config; `config["model"]` is the   |
-|              |                              | `_target_` config the model is instantiated from    |
-| `tokenizers` | {"src": bytes, "tgt": bytes} | the sentencepiece model files' bytes                |
-| `provenance` | dict                         | `provenance()`: versions, git commit, created time; |
-|              |                              | `averaged_from` (input files) in an average         |
-| `step`       | int                          | optimizer updates done                              |
-| `valid`      | dict[str, float]             | validation metrics at `step` (may be empty)         |
-| `precision`  | str (optional)               | what the weights were trained in (fp32, bf16, fp16: |
-|              |                              | `auto` resolved); a resumed run keeps it            |
-| `training`   | dict (optional)              | the trainer's resume state (optimizer, scheduler,   |
-|              |                              | scaler, rng, progress): opaque here, only carried   |
+The keys:
+
+- `model` (dict[str, Tensor]): the model's `state_dict()`.
+- `config` (dict): the resolved run config; `config["model"]` is the `_target_` config the
+  model is instantiated from.
+- `tokenizers` ({"src": bytes, "tgt": bytes}): the sentencepiece model files' bytes.
+- `provenance` (dict): `provenance()`: versions, git commit, created time; `averaged_from`
+  (the input files) in an average.
+- `step` (int): optimizer updates done.
+- `valid` (dict[str, float]): validation metrics at `step` (may be empty).
+- `precision` (str, optional): what the weights were trained in (fp32, bf16, fp16: `auto`
+  resolved); a resumed run keeps it.
+- `training` (dict, optional): the trainer's resume state (optimizer, scheduler, scaler, rng,
+  progress; `nmt.training.checkpointing.TrainingState`): opaque here, only carried.
 """
 
 from __future__ import annotations
@@ -38,14 +38,23 @@ from typing import Any, TypedDict
 
 import torch
 
-from nmt.errors import UserError
-from nmt.fileio import atomic_path
+from nmt.utils.errors import UserError
+from nmt.utils.fileio import atomic_path
 
+DISTRIBUTION = "attention-nmt"  # the name pip knows the package by (the import name is `nmt`)
 REQUIRED_KEYS = ("model", "config", "tokenizers")
 SIDES = ("src", "tgt")
 _SOURCE_DIR = Path(__file__).resolve().parent
 # Pickle opcodes that import a name or call/build an object: what a crafted file needs to run code.
 _OBJECT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+MOVED_TARGETS = {
+    "nmt.search.": "nmt.decoding.search.",
+    "nmt.schedulers.": "nmt.training.schedulers.",
+    "nmt.tokenizer.": "nmt.data.tokenizer.",
+    "nmt.training.TrainerConfig": "nmt.training.trainer.TrainerConfig",
+}
+"""`_target_` prefixes of checkpoints written before the package took its layered layout
+(2026-12-04) -> where those classes live now: old checkpoints keep loading."""
 
 
 class TokenizerModels(TypedDict):
@@ -73,8 +82,9 @@ class Checkpoint(_CheckpointRequired, total=False):
 
 def _git(*args: str) -> str | None:
     try:
-        result = subprocess.run(["git", "-C", str(_SOURCE_DIR), *args], capture_output=True, text=True,
-                                timeout=10, check=False)
+        result = subprocess.run(
+            ["git", "-C", str(_SOURCE_DIR), *args], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):  # no git, or it hangs
         return None
     return result.stdout.strip() if result.returncode == 0 else None
@@ -96,7 +106,8 @@ def _source_provenance() -> dict[str, Any]:
     # Untracked files (data, runs) are left out: only edits to tracked code make a run unrepeatable.
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
-        **{name: _version(name) for name in ("nmt", "sentencepiece", "sacrebleu")},
+        "nmt": _version(DISTRIBUTION),
+        **{name: _version(name) for name in ("sentencepiece", "sacrebleu")},
         # torch's own version names the build (2.13.0+cpu, 2.11.0+cu130), which its package
         # metadata may omit; a str, since weights-only loading refuses a TorchVersion object
         "torch": str(torch.__version__),
@@ -115,9 +126,15 @@ def provenance() -> dict[str, Any]:
     return {**_source_provenance(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def build_checkpoint(model_state: dict[str, torch.Tensor], config: dict[str, Any], tokenizers: TokenizerModels,
-                     step: int, valid: dict[str, float], training: dict[str, Any] | None = None,
-                     precision: str | None = None) -> Checkpoint:
+def build_checkpoint(
+    model_state: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    tokenizers: TokenizerModels,
+    step: int,
+    valid: dict[str, float],
+    training: dict[str, Any] | None = None,
+    precision: str | None = None,
+) -> Checkpoint:
     """Assembles a payload and stamps it with `provenance()`.
 
     Args:
@@ -130,8 +147,14 @@ def build_checkpoint(model_state: dict[str, torch.Tensor], config: dict[str, Any
             only (it is most of the file's size).
         precision: the precision the weights were trained in, if known.
     """
-    payload: Checkpoint = {"model": model_state, "config": config, "tokenizers": tokenizers,
-                           "provenance": provenance(), "step": step, "valid": valid}
+    payload: Checkpoint = {
+        "model": model_state,
+        "config": config,
+        "tokenizers": tokenizers,
+        "provenance": provenance(),
+        "step": step,
+        "valid": valid,
+    }
     if precision is not None:
         payload["precision"] = precision
     if training is not None:
@@ -177,8 +200,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if str(error).startswith("Weights only load failed") and _makes_objects(path):
-            raise UserError(f"{path}: refused to load: it holds Python objects that could run code "
-                            "(only tensors and plain data are accepted)") from None
+            raise UserError(
+                f"{path}: refused to load: it holds Python objects that could run code "
+                "(only tensors and plain data are accepted)"
+            ) from None
         raise UserError(f"{path}: not a readable checkpoint (damaged, or not written by torch.save)") from None
     except Exception as error:  # torch raises many types for a damaged file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -191,7 +216,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     tokenizers = payload["tokenizers"]
     if not isinstance(tokenizers, dict) or not all(isinstance(tokenizers.get(side), bytes) for side in SIDES):
         raise UserError(f"{path}: not an nmt checkpoint (tokenizers must hold src and tgt model bytes)")
+    payload["config"] = current_targets(payload["config"])
     return payload
+
+
+def current_targets(config: Any) -> Any:
+    """`config` with every `_target_` of a moved class (`MOVED_TARGETS`) renamed to its home now."""
+    if isinstance(config, dict):
+        return {key: _moved(value) if key == "_target_" else current_targets(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [current_targets(item) for item in config]
+    return config
+
+
+def _moved(target: Any) -> Any:
+    for old, new in MOVED_TARGETS.items():
+        if isinstance(target, str) and target.startswith(old):
+            return new + target.removeprefix(old)
+    return target
 
 
 def _check_averageable(path: Path, payload: Checkpoint, first_path: Path, first: Checkpoint) -> None:
@@ -204,8 +246,10 @@ def _check_averageable(path: Path, payload: Checkpoint, first_path: Path, first:
         raise UserError(f"{path}: no weight {min(first_keys - keys)}, which {first_path} has (not the same model)")
     for key, tensor in payload["model"].items():
         if tensor.shape != first["model"][key].shape:
-            raise UserError(f"{path}: weight {key} has shape {tuple(tensor.shape)}, "
-                            f"{tuple(first['model'][key].shape)} in {first_path} (not the same model)")
+            raise UserError(
+                f"{path}: weight {key} has shape {tuple(tensor.shape)}, "
+                f"{tuple(first['model'][key].shape)} in {first_path} (not the same model)"
+            )
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> Checkpoint:
@@ -232,7 +276,8 @@ def average_checkpoints(paths: Sequence[str | Path]) -> Checkpoint:
         for key, total in sums.items():
             total += last["model"][key].to(torch.float64)
     model = {key: (sums[key] / len(paths)).to(t.dtype) if key in sums else t for key, t in last["model"].items()}
-    averaged = build_checkpoint(model, last["config"], last["tokenizers"], last.get("step", 0), {},
-                                precision=last.get("precision"))
+    averaged = build_checkpoint(
+        model, last["config"], last["tokenizers"], last.get("step", 0), {}, precision=last.get("precision")
+    )
     averaged["provenance"]["averaged_from"] = [str(p) for p in paths]
     return averaged

@@ -7,7 +7,7 @@
 #   (CAPS=avx2 for one of them; `own` and `avx2` are the two)
 #   bash scripts/capability_study.sh products    # the decoder step's fp32 product: oneDNN against MKL, both capabilities
 #   bash scripts/capability_study.sh compile     # the first update with an empty inductor cache, then a warm one
-#   bash scripts/capability_study.sh benchmark   # scripts/benchmark.py on the reference setting, AVX2 alone, timed
+#   bash scripts/capability_study.sh benchmark   # nmt-benchmark on the reference setting, AVX2 alone, timed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=runs/capability
@@ -58,7 +58,7 @@ PY
   compile)
     cache=$(mktemp -d)
     for run in empty warm; do
-      TORCHINDUCTOR_CACHE_DIR=$cache python scripts/benchmark.py +experiment=bahdanau --no-decoding --repeats 1 \
+      TORCHINDUCTOR_CACHE_DIR=$cache nmt-benchmark +experiment=bahdanau --no-decoding --repeats 1 \
         --warmup 0 --window 1 --square 64 --output "$out/compile_$run.json" > /dev/null 2>&1
       python -c "import json; r = json.load(open('$out/compile_$run.json'))['training']; p = next(iter(r));
 print('$run inductor cache: the first update took %.1f s (%s)' % (r[p]['runs'][0]['seconds'], p))"
@@ -67,7 +67,7 @@ print('$run inductor cache: the first update took %.1f s (%s)' % (r[p]['runs'][0
   benchmark)
     echo "== avx2: $(capability "${avx2[@]}")"
     start=$SECONDS
-    "${avx2[@]}" python scripts/benchmark.py +experiment=bahdanau batching.max_sentences=64 batching.max_tokens=100000 \
+    "${avx2[@]}" nmt-benchmark +experiment=bahdanau batching.max_sentences=64 batching.max_tokens=100000 \
       --output "$out/benchmark_avx2.json" | tee "$out/benchmark_avx2.md"
     echo "benchmark under AVX2: $((SECONDS - start)) s" ;;
   *) echo "unknown part $1" >&2; exit 2 ;;

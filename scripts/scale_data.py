@@ -3,7 +3,7 @@
 For each size, generates a synthetic parallel corpus (no download), prepares it with empty caches
 (sentencepiece training on a sample, then encoding in worker processes), then trains a few hundred
 steps on the warm cache. Each preparation and each training runs in a fresh process, set up by the
-steps of `nmt.experiment` with `data=files` (composed like train.py, so overrides apply), and
+steps of `nmt.training.experiment` with `data=files` (composed like train.py, so overrides apply), and
 reports: preparation time, encoded cache size, start-up to the first step (process launch to the
 end of the first update), peak resident memory (VmHWM, and its anonymous part: the rest is the
 page cache of the memory-mapped arrays, shared and reclaimable) and target tokens per second of
@@ -38,10 +38,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from nmt import experiment
-from nmt.distributed import resolve_device
-from nmt.rng import seed_everything
-from nmt.run_layout import RunLayout
+from nmt.training import experiment
+from nmt.training.run_layout import RunLayout
+from nmt.utils.device import resolve_device
+from nmt.utils.rng import seed_everything
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 HELD_OUT = 500  # validation and test pairs
@@ -65,12 +65,21 @@ def main() -> None:
         print(json.dumps(result))
         return
     rows = [measure(size, args, overrides) for size in args.sizes]
-    report = {"date": date.today().isoformat(), "command": " ".join(sys.argv), "steps": args.steps,
-              "warmup": args.warmup, "workers": args.workers, "threads": args.threads, "overrides": overrides,
-              "sizes": rows}
+    report = {
+        "date": date.today().isoformat(),
+        "command": " ".join(sys.argv),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "workers": args.workers,
+        "threads": args.threads,
+        "overrides": overrides,
+        "sizes": rows,
+    }
     if len(rows) > 1:
-        report["bytes_per_pair"] = {key: (rows[-1][key] - rows[0][key]) * 2**20 / (rows[-1]["pairs"] - rows[0]["pairs"])
-                                    for key in ("peak_rss_mb", "peak_anonymous_mb")}
+        report["bytes_per_pair"] = {
+            key: (rows[-1][key] - rows[0][key]) * 2**20 / (rows[-1]["pairs"] - rows[0]["pairs"])
+            for key in ("peak_rss_mb", "peak_anonymous_mb")
+        }
     json_path = args.json or args.work / "scale.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
@@ -87,15 +96,36 @@ def measure(size: int, args: argparse.Namespace, overrides: list[str]) -> dict[s
     encoded = args.work / f"data-{size}" / "encoded"
     launched = time.time()
     trained = child("train", size, args, overrides)
-    return {"pairs": size, "corpus_mb": sum(f.stat().st_size for f in corpus.glob("train.*")) / 2**20,
-            **prepared, "cache_mb": sum(f.stat().st_size for f in encoded.rglob("*") if f.is_file()) / 2**20,
-            "startup_seconds": trained.pop("first_step_at") - launched, **trained}
+    return {
+        "pairs": size,
+        "corpus_mb": sum(f.stat().st_size for f in corpus.glob("train.*")) / 2**20,
+        **prepared,
+        "cache_mb": sum(f.stat().st_size for f in encoded.rglob("*") if f.is_file()) / 2**20,
+        "startup_seconds": trained.pop("first_step_at") - launched,
+        **trained,
+    }
 
 
 def child(kind: str, size: int, args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", kind, "--size", str(size), "--work", str(args.work),
-               "--workers", str(args.workers), "--threads", str(args.threads), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), *overrides]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--size",
+        str(size),
+        "--work",
+        str(args.work),
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        *overrides,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{kind} of {size} pairs failed:\n{done.stderr[-3000:]}")
@@ -103,6 +133,7 @@ def child(kind: str, size: int, args: argparse.Namespace, overrides: list[str]) 
 
 
 # --- the corpus ---------------------------------------------------------------------------------
+
 
 def pseudo_words(consonants: str, vowels: str, count: int) -> list[str]:
     """`count` distinct words of consonant-vowel syllables, shortest first (the frequent ones)."""
@@ -145,13 +176,26 @@ def generate(folder: Path, size: int, seed: int = 11) -> None:
 
 # --- the measured processes ---------------------------------------------------------------------
 
+
 def compose_config(args: argparse.Namespace, overrides: list[str]) -> DictConfig:
     corpus = args.work.resolve() / f"corpus-{args.size}"
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("train", overrides=[
-            "data=files", f"data.train={corpus}/train", f"data.valid={corpus}/valid", f"data.test={corpus}/test",
-            "data.src_lang=src", "data.tgt_lang=tgt", f"data_root={args.work.resolve()}/data-{args.size}",
-            f"encode_workers={args.workers}", "device=cpu", "trainer.progress_bar=false", *overrides])
+        return compose(
+            "train",
+            overrides=[
+                "data=files",
+                f"data.train={corpus}/train",
+                f"data.valid={corpus}/valid",
+                f"data.test={corpus}/test",
+                "data.src_lang=src",
+                "data.tgt_lang=tgt",
+                f"data_root={args.work.resolve()}/data-{args.size}",
+                f"encode_workers={args.workers}",
+                "device=cpu",
+                "trainer.progress_bar=false",
+                *overrides,
+            ],
+        )
 
 
 def prepare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
@@ -183,8 +227,7 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
         valid_data = experiment.load_validation_data(cfg, splits, *tokenizers)
         model = experiment.build_model(cfg, *tokenizers, device)
         valid_search, _ = experiment.build_searches(cfg)
-        trainer = experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout,
-                                           device)
+        trainer = experiment.build_trainer(cfg, model, train_data, valid_data, tokenizers, valid_search, layout, device)
         batches = iter(train_data.batch_order(0))
 
         def step() -> int:
@@ -200,9 +243,15 @@ def train(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
         tokens = sum(step() for _ in range(args.steps - args.warmup))
         seconds, cpu_seconds = time.monotonic() - timed, time.process_time() - cpu
         trainer.board.close()
-    return {"first_step_at": first_step_at, "data_setup_seconds": data_seconds, "training_pairs": len(train_data.rows),
-            "tokens_per_second": tokens / seconds, "tokens_per_cpu_second": tokens / cpu_seconds,
-            "peak_rss_mb": status_kb("VmHWM") / 1024, "peak_anonymous_mb": watcher.stop() / 1024}
+    return {
+        "first_step_at": first_step_at,
+        "data_setup_seconds": data_seconds,
+        "training_pairs": len(train_data.rows),
+        "tokens_per_second": tokens / seconds,
+        "tokens_per_cpu_second": tokens / cpu_seconds,
+        "peak_rss_mb": status_kb("VmHWM") / 1024,
+        "peak_anonymous_mb": watcher.stop() / 1024,
+    }
 
 
 CHILDREN = {"prepare": prepare, "train": train}
@@ -237,19 +286,25 @@ class AnonymousPeak:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = ["| pairs | corpus (MB) | tokenizer training (s) | encoding (s) | encoded cache (MB) | start-up to first "
-             "step (s) | of which data (s) | peak RSS (MB) | peak anonymous RSS (MB) | target tokens/s "
-             "| per CPU-second |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| pairs | corpus (MB) | tokenizer training (s) | encoding (s) | encoded cache (MB) | start-up to first "
+        "step (s) | of which data (s) | peak RSS (MB) | peak anonymous RSS (MB) | target tokens/s "
+        "| per CPU-second |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in report["sizes"]:
-        lines.append(f"| {row['pairs']:,} | {row['corpus_mb']:.0f} | {row['tokenizer_seconds']:.1f} | "
-                     f"{row['encoding_seconds']:.1f} | {row['cache_mb']:.0f} | {row['startup_seconds']:.1f} | "
-                     f"{row['data_setup_seconds']:.1f} | {row['peak_rss_mb']:.0f} | {row['peak_anonymous_mb']:.0f} | "
-                     f"{row['tokens_per_second']:.0f} | {row['tokens_per_cpu_second']:.0f} |")
+        lines.append(
+            f"| {row['pairs']:,} | {row['corpus_mb']:.0f} | {row['tokenizer_seconds']:.1f} | "
+            f"{row['encoding_seconds']:.1f} | {row['cache_mb']:.0f} | {row['startup_seconds']:.1f} | "
+            f"{row['data_setup_seconds']:.1f} | {row['peak_rss_mb']:.0f} | {row['peak_anonymous_mb']:.0f} | "
+            f"{row['tokens_per_second']:.0f} | {row['tokens_per_cpu_second']:.0f} |"
+        )
     if "bytes_per_pair" in report:
         slope = report["bytes_per_pair"]
-        lines.append(f"\nGrowth per sentence pair: peak RSS {slope['peak_rss_mb']:.1f} bytes, anonymous "
-                     f"{slope['peak_anonymous_mb']:.1f} bytes.")
+        lines.append(
+            f"\nGrowth per sentence pair: peak RSS {slope['peak_rss_mb']:.1f} bytes, anonymous "
+            f"{slope['peak_anonymous_mb']:.1f} bytes."
+        )
     return "\n".join(lines)
 
 

@@ -11,11 +11,11 @@ from functools import partial
 import pytest
 import torch
 
+from nmt.data.tokenizer import EOS_ID
 from nmt.modules.attention import AdditiveScorer
 from nmt.modules.decoder import BahdanauDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.seq2seq import Seq2Seq
-from nmt.tokenizer import EOS_ID
 
 VOCAB = 24  # ids 0-3 are special; 4.. are words
 
@@ -65,17 +65,26 @@ def seed() -> None:
 def tiny_model(dropout: float = 0.0, dtype: torch.dtype = torch.float64) -> Seq2Seq:
     """A small RNNsearch, float64 by default so equality checks are not blurred by rounding."""
     model = Seq2Seq(
-        encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8, embedding_dropout=dropout,
-                        hidden_dropout=dropout),
-        decoder=partial(BahdanauDecoder, embedding_size=8, hidden_size=16, readout_size=8,
-                        scorer=partial(AdditiveScorer, hidden_size=12), embedding_dropout=dropout,
-                        hidden_dropout=dropout, output_dropout=dropout),
-        src_vocab_size=VOCAB, tgt_vocab_size=VOCAB,
+        encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8, embedding_dropout=dropout, hidden_dropout=dropout),
+        decoder=partial(
+            BahdanauDecoder,
+            embedding_size=8,
+            hidden_size=16,
+            readout_size=8,
+            scorer=partial(AdditiveScorer, hidden_size=12),
+            embedding_dropout=dropout,
+            hidden_dropout=dropout,
+            output_dropout=dropout,
+        ),
+        src_vocab_size=VOCAB,
+        tgt_vocab_size=VOCAB,
     )
     return model.to(dtype)
 
 
 def random_sentences(count: int, min_length: int = 2, max_length: int = 9) -> list[list[int]]:
     """Random word ids (no special symbols), lengths drawn from the seeded generator."""
-    return [[random.randrange(EOS_ID + 1, VOCAB) for _ in range(random.randint(min_length, max_length))]
-            for _ in range(count)]
+    return [
+        [random.randrange(EOS_ID + 1, VOCAB) for _ in range(random.randint(min_length, max_length))]
+        for _ in range(count)
+    ]

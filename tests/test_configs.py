@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from nmt.experiment import run
+from nmt.training.experiment import run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -26,15 +26,16 @@ def compose_train(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-@pytest.mark.parametrize("overrides", [[], *[[f"+experiment={e}"] for e in EXPERIMENTS],
-                                       *[[f"model/attention={a}"] for a in ATTENTIONS]])
+@pytest.mark.parametrize(
+    "overrides", [[], *[[f"+experiment={e}"] for e in EXPERIMENTS], *[[f"model/attention={a}"] for a in ATTENTIONS]]
+)
 def test_every_config_instantiates(overrides):
     cfg = compose_train(*overrides)
     src_vocab = 40 if cfg.model.share_embeddings else 30  # one shared matrix needs one vocabulary
     model = instantiate(cfg.model, src_vocab_size=src_vocab, tgt_vocab_size=40)
     assert model.decoder.generator.out_features == 40
     instantiate(cfg.trainer), instantiate(cfg.tokenizer), instantiate(cfg.data), instantiate(cfg.decode)
-    # the hardware chooses (`nmt.precision.choose_precision`), not the machine a config was tuned on
+    # the hardware chooses (`nmt.utils.precision.choose_precision`), not the machine a config was tuned on
     assert (cfg.trainer.precision, cfg.decode_precision) == ("auto", "auto")
 
 
@@ -50,14 +51,26 @@ def test_an_unknown_key_is_named():
         compose_train("model.encoder.hiden_size=3")
 
 
-@pytest.mark.parametrize("overrides", [*[experiment_run(e) for e in EXPERIMENTS],
-                                       *[[f"model/attention={a}"] for a in ATTENTIONS]])
+@pytest.mark.parametrize(
+    "overrides", [*[experiment_run(e) for e in EXPERIMENTS], *[[f"model/attention={a}"] for a in ATTENTIONS]]
+)
 def test_every_config_trains_a_few_steps_on_the_toy_task(overrides, tmp_path):
     # compile=false: compiling takes ~30 s a run; the compiled step and loss have their own tests
     # (test_decoders, test_loss, and test_training's slow one)
-    cfg = compose_train(*overrides, "data=toy", f"data_root={tmp_path}/data", "data.num_train=100",
-                        "data.num_valid=4", "data.num_test=4", "trainer.max_steps=2", "trainer.valid_every=2",
-                        "trainer.progress_bar=false", "decode.beam_size=2", "device=cpu", "trainer.compile=false")
+    cfg = compose_train(
+        *overrides,
+        "data=toy",
+        f"data_root={tmp_path}/data",
+        "data.num_train=100",
+        "data.num_valid=4",
+        "data.num_test=4",
+        "trainer.max_steps=2",
+        "trainer.valid_every=2",
+        "trainer.progress_bar=false",
+        "decode.beam_size=2",
+        "device=cpu",
+        "trainer.compile=false",
+    )
     scores = run(cfg, tmp_path / "run")
     assert 0 <= scores.bleu <= 100
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()

@@ -15,14 +15,15 @@ from omegaconf import OmegaConf
 
 from nmt.checkpoint import build_checkpoint, save_checkpoint
 from nmt.data.batching import collate
-from nmt.loss import token_loss_sum
-from nmt.precision import autocast
-from nmt.search import BeamSearch, GreedySearch
-from nmt.training import peak_memory_mb
-from nmt.translation import load_model, translate_ids
+from nmt.decoding.batches import translate_ids
+from nmt.decoding.loading import load_model
+from nmt.decoding.search import BeamSearch, GreedySearch
+from nmt.training.loss import token_loss_sum
+from nmt.training.trainer import peak_memory_mb
+from nmt.utils.precision import autocast
 from tests.conftest import random_sentences
+from tests.modules.test_decoders import build
 from tests.test_checkpoint import TINY_MODEL, toy_tokenizers
-from tests.test_decoders import build
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")
@@ -71,8 +72,9 @@ def trained(tmp_path_factory):
     torch.manual_seed(0)
     random.seed(0)
     config = {"model": TINY_MODEL}
-    model = instantiate(OmegaConf.create(TINY_MODEL), src_vocab_size=tokenizers[0].vocab_size,
-                        tgt_vocab_size=tokenizers[1].vocab_size)
+    model = instantiate(
+        OmegaConf.create(TINY_MODEL), src_vocab_size=tokenizers[0].vocab_size, tgt_vocab_size=tokenizers[1].vocab_size
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(300):
@@ -104,14 +106,19 @@ def test_a_checkpoint_crosses_between_gpu_and_cpu_and_translates_alike(trained, 
     model, (src, tgt), config = trained
     writer = copy.deepcopy(model).to(written_on)
     path = tmp_path / "model.pt"
-    save_checkpoint(path, build_checkpoint(writer.state_dict(), config,
-                                           {"src": src.model_bytes, "tgt": tgt.model_bytes}, step=1, valid={}))
+    save_checkpoint(
+        path,
+        build_checkpoint(
+            writer.state_dict(), config, {"src": src.model_bytes, "tgt": tgt.model_bytes}, step=1, valid={}
+        ),
+    )
     reader, _, _, _ = load_model(path, read_on)
     assert {p.device.type for p in reader.parameters()} == {read_on}
     sources = random_sentences(32, max_length=12)
     search = BeamSearch(beam_size=5)
-    assert translate_ids(reader, sources, search, device=read_on) == translate_ids(writer, sources, search,
-                                                                                   device=written_on)
+    assert translate_ids(reader, sources, search, device=read_on) == translate_ids(
+        writer, sources, search, device=written_on
+    )
 
 
 def test_peak_memory_comes_from_the_cuda_allocator():

@@ -19,8 +19,10 @@ def report(step: int, seconds: float, target_tokens: int) -> str:
     """One of OpenNMT-py 3.5.1's training reports, as its log writes it."""
     whole, millis = divmod(round(seconds * 1000), 1000)
     stamp = f"2026-12-04 10:{whole // 60:02d}:{whole % 60:02d},{millis:03d}"
-    return (f"[{stamp} INFO] Step {step}/400; acc: 20.1; ppl: 300.2; xent: 5.7; lr: 0.00100; "
-            f"sents:    3200; bsz: 1234/{target_tokens}/64; 9000/8000 tok/s;     30 sec;\n")
+    return (
+        f"[{stamp} INFO] Step {step}/400; acc: 20.1; ppl: 300.2; xent: 5.7; lr: 0.00100; "
+        f"sents:    3200; bsz: 1234/{target_tokens}/64; 9000/8000 tok/s;     30 sec;\n"
+    )
 
 
 def test_the_peers_throughput_is_its_target_tokens_over_the_timed_steps():
@@ -42,7 +44,15 @@ def test_the_peers_config_trains_the_steps_on_one_gpu_without_validating():
     template = "save_model: @RUN@/model/gru\ntrain_steps: 1000000\nvalid_steps: 1000\ndata: @DATA@/train\n"
     text = gpu_check.peer_config(template, Path("/run"), Path("/data"), SIZES, "cuda")
     lines = text.splitlines()
-    for line in ("save_model: /run/model/gru", "train_steps: 400", "valid_steps: 4000", "data: /data/train",
-                 "save_checkpoint_steps: 400", "report_every: 50", "gpu_ranks: [0]", "world_size: 1"):
+    for line in (
+        "save_model: /run/model/gru",
+        "train_steps: 400",
+        "valid_steps: 4000",
+        "data: /data/train",
+        "save_checkpoint_steps: 400",
+        "report_every: 50",
+        "gpu_ranks: [0]",
+        "world_size: 1",
+    ):
         assert lines.count(line) == 1, line
     assert "gpu_ranks: []" in gpu_check.peer_config(template, Path("/run"), Path("/data"), SIZES, "cpu")

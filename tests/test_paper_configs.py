@@ -8,13 +8,13 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from nmt.experiment import build_model, build_searches, build_trainer, load_data, parameter_count
 from nmt.modules.attention import AdditiveScorer, GeneralScorer
 from nmt.modules.cells import DeepOutput
 from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
 from nmt.modules.dropout import Dropout
-from nmt.run_layout import RunLayout
-from nmt.schedulers import ExponentialDecay
+from nmt.training.experiment import build_model, build_searches, build_trainer, load_data, parameter_count
+from nmt.training.run_layout import RunLayout
+from nmt.training.schedulers import ExponentialDecay
 from tests.test_configs import compose_train
 
 SRC_VOCAB, TGT_VOCAB = 30, 40
@@ -32,14 +32,14 @@ def gru_parameters(inputs: int, units: int) -> int:
 
 
 def rnnsearch50_parameters(src_vocab: int, tgt_vocab: int) -> int:
-    """Bahdanau et al. (2015), appendix A, counted by hand: m = 620, n = n' = 1000, l = 500."""
-    m, n, n_align, l = 620, 1000, 1000, 500
+    """Bahdanau et al. (2015), appendix A, counted by hand: m = 620, n = n' = 1000, l_out = 500."""
+    m, n, n_align, l_out = 620, 1000, 1000, 500
     encoder = src_vocab * m + 2 * gru_parameters(m, n)  # embeddings, forward and backward GRU
     init = n * n + n  # s(0) = tanh(W_s backward h(1))
     decoder_gru = gru_parameters(m + 2 * n, n)  # input [E y(i-1); c(i)]
     alignment = n * n_align + 2 * n * n_align + n_align  # W_a, U_a, v_a (no biases)
-    deep_output = (n + 2 * n + m) * 2 * l + 2 * l  # t~ = U_o s + C_o c + V_o E y (2l units), maxout to l
-    output = l * tgt_vocab + tgt_vocab  # W_o
+    deep_output = (n + 2 * n + m) * 2 * l_out + 2 * l_out  # t~ = U_o s + C_o c + V_o E y (2l units), maxout to l_out
+    output = l_out * tgt_vocab + tgt_vocab  # W_o
     return encoder + tgt_vocab * m + init + decoder_gru + alignment + deep_output + output
 
 
@@ -99,7 +99,7 @@ def test_luong2015_halves_the_lr_every_epoch_after_the_eighth():
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    per_epoch = [set(lrs[e * epoch:(e + 1) * epoch]) for e in range(cfg.trainer.max_epochs)]
+    per_epoch = [set(lrs[e * epoch : (e + 1) * epoch]) for e in range(cfg.trainer.max_epochs)]
     assert per_epoch == [{1.0}] * 8 + [{0.5}, {0.25}, {0.125}, {0.0625}]
 
 
@@ -107,18 +107,28 @@ def test_luong2015_halves_the_lr_every_epoch_after_the_eighth():
 def test_paper_sized_models_train_a_few_updates_on_the_cpu(experiment, tmp_path):
     # Batches of 8 sentences keep this a smoke test of the model's size on one CPU thread; the
     # paper's batch size is checked above.
-    cfg = compose_train(f"+experiment={experiment}", "data=toy", f"data_root={tmp_path}/data", "data.num_train=40",
-                        "data.num_valid=4", "data.num_test=4", "batching.max_sentences=8", "device=cpu",
-                        "trainer.progress_bar=false")
+    cfg = compose_train(
+        f"+experiment={experiment}",
+        "data=toy",
+        f"data_root={tmp_path}/data",
+        "data.num_train=40",
+        "data.num_valid=4",
+        "data.num_test=4",
+        "batching.max_sentences=8",
+        "device=cpu",
+        "trainer.progress_bar=false",
+    )
     layout, device = RunLayout(tmp_path / "run"), torch.device("cpu")
     data = load_data(cfg, layout)
     model = build_model(cfg, *data.tokenizers, device)
-    trainer = build_trainer(cfg, model, data.train_data, data.valid_data, data.tokenizers, build_searches(cfg)[0],
-                            layout, device)
+    trainer = build_trainer(
+        cfg, model, data.train_data, data.valid_data, data.tokenizers, build_searches(cfg)[0], layout, device
+    )
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     for indices in data.train_data.batch_order(0)[:3]:
-        loss, grad_norm = trainer.train_step([data.train_data.collate(indices)], [1.0],
-                                             data.train_data.target_tokens(indices))
+        loss, grad_norm = trainer.train_step(
+            [data.train_data.collate(indices)], [1.0], data.train_data.target_tokens(indices)
+        )
         assert math.isfinite(loss) and math.isfinite(grad_norm) and loss > 0
     trainer.board.close()
     # The paper's initialization starts v_a at zero, and Adadelta's first updates are about the

@@ -1,1 +1,24 @@
-"""Data: obtaining corpora, reading parallel text, and batching it."""
+"""Data: obtaining corpora, reading parallel text, sentencepiece, the memory-mapped cache, batching."""
+
+from nmt.utils.exports import lazy_exports
+
+EXPORTS = {
+    "ParallelFiles": "sources",
+    "Multi30k": "sources",
+    "ToyTask": "sources",
+    "SplitFiles": "sources",
+    "read_lines": "corpus",
+    "read_parallel": "corpus",
+    "Tokenizer": "tokenizer",
+    "TokenizerConfig": "tokenizer",
+    "build_tokenizers": "tokenizer",
+    "encode_corpus": "encoding",
+    "IndexedPairs": "indexed",
+    "open_pairs": "indexed",
+    "Batch": "batching",
+    "collate": "batching",
+    "bucket_batches": "batching",
+    "ParallelData": "batching",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

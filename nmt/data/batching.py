@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from nmt.data.indexed import IndexedPairs
-from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass
@@ -50,8 +50,14 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         """The batch with its tensors on `device` (lengths stay on the CPU, as packing needs)."""
         move = lambda t: t.to(device, non_blocking=True) if t is not None else None  # noqa: E731
-        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.indices,
-                     move(self.target_positions))
+        return Batch(
+            move(self.src),
+            self.src_lengths,
+            move(self.tgt_in),
+            move(self.tgt_out),
+            self.indices,
+            move(self.target_positions),
+        )
 
 
 def _frame(rows: Sequence[Sequence[int]], bos: bool, eos: bool) -> torch.Tensor:
@@ -60,7 +66,7 @@ def _frame(rows: Sequence[Sequence[int]], bos: bool, eos: bool) -> torch.Tensor:
     lengths = [len(row) for row in rows]
     out = np.full((len(rows), max(lengths) + bos + eos), PAD_ID, dtype=np.int64)
     for i, (row, length) in enumerate(zip(rows, lengths)):
-        out[i, bos:bos + length] = row
+        out[i, bos : bos + length] = row
         if eos:
             out[i, bos + length] = EOS_ID
     if bos:
@@ -68,16 +74,21 @@ def _frame(rows: Sequence[Sequence[int]], bos: bool, eos: bool) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def collate(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]] | None,
-            indices: list[int]) -> Batch:
+def collate(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]] | None, indices: list[int]) -> Batch:
     """Pads one batch of id sequences; EOS is appended to sources, BOS/EOS frame targets."""
     src = _frame(src_ids, bos=False, eos=True)
     src_lengths = torch.tensor([len(ids) + 1 for ids in src_ids], dtype=torch.long)
     if tgt_ids is None:
         return Batch(src, src_lengths, None, None, indices)
     tgt_out = _frame(tgt_ids, bos=False, eos=True)
-    return Batch(src, src_lengths, _frame(tgt_ids, bos=True, eos=False), tgt_out, indices,
-                 torch.from_numpy(np.flatnonzero(tgt_out.numpy() != PAD_ID)))
+    return Batch(
+        src,
+        src_lengths,
+        _frame(tgt_ids, bos=True, eos=False),
+        tgt_out,
+        indices,
+        torch.from_numpy(np.flatnonzero(tgt_out.numpy() != PAD_ID)),
+    )
 
 
 class Batches(Sequence[list[int]]):
@@ -108,7 +119,7 @@ class Batches(Sequence[list[int]]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         batch = self.sequence[index]
-        return self.order[self.bounds[batch]:self.bounds[batch + 1]].tolist()
+        return self.order[self.bounds[batch] : self.bounds[batch + 1]].tolist()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):
@@ -130,12 +141,12 @@ def bucket_batches(
     alone (numpy), so millions of examples are batched in a fraction of a second.
 
     Source length first, though a padded target position costs more (a decoder step and the
-    vocabulary projection): sorting by target length first trained `bahdanau` 1.05-1.14x
-    faster at 64 sentences a batch, but lost 0.79 test BLEU on average over six seeds at 3000
-    steps (lower on five; README, Speed), so it was reverted.
+    vocabulary projection): sorting by target length first trained `bahdanau` faster, but lost
+    test BLEU over six seeds (the docs' speed page), so it was reverted.
 
     Args:
-        src_lengths, tgt_lengths: token counts per example (`tgt_lengths` None when translating).
+        src_lengths: source token counts per example.
+        tgt_lengths: target token counts per example (None when translating).
         max_tokens: most padded tokens a batch may hold: rows x longest row (source or target,
             with the EOS/BOS added by `collate`). A single longer example gets a batch alone.
         max_sentences: most rows a batch may hold (None: no limit).
@@ -158,8 +169,8 @@ def bucket_batches(
 
 
 def _sort_key(lengths: np.ndarray) -> np.ndarray:
-    """Lengths as 16-bit keys, which numpy sorts stably by radix, in linear time (5x faster than
-    `lexsort` on millions). Lengths saturate at 65535: such examples are alone in a batch anyway."""
+    """Lengths as 16-bit keys, which numpy sorts stably by radix, in linear time (where
+    `lexsort` compares). Lengths saturate at 65535: such examples are alone in a batch anyway."""
     return np.minimum(lengths, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
@@ -201,13 +212,15 @@ class ParallelData:
     Args:
         pairs: the encoded pairs (`nmt.data.encoding.encode_corpus`, or `from_lists`).
         rows: the pairs to train on, by row (`filter_by_length`'s result).
-        max_tokens, max_sentences: the batch budget (see `bucket_batches`).
+        max_tokens: the batch budget in padded tokens (see `bucket_batches`).
+        max_sentences: the batch budget in sentences (None: no limit).
         seed: base seed; epoch e shuffles with seed + e, so runs repeat and a resumed run
             finds its place in the epoch.
     """
 
-    def __init__(self, pairs: IndexedPairs, rows: np.ndarray, max_tokens: int, max_sentences: int | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, pairs: IndexedPairs, rows: np.ndarray, max_tokens: int, max_sentences: int | None = None, seed: int = 0
+    ) -> None:
         if seed < 0:  # numpy's generators take no negative seeds
             raise ValueError(f"seed={seed}: must be at least 0")
         self.pairs, self.rows = pairs, rows
@@ -215,17 +228,27 @@ class ParallelData:
         self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, seed
 
     @classmethod
-    def from_lists(cls, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], max_tokens: int,
-                   max_sentences: int | None = None, seed: int = 0) -> ParallelData:
+    def from_lists(
+        cls,
+        src_ids: Sequence[Sequence[int]],
+        tgt_ids: Sequence[Sequence[int]],
+        max_tokens: int,
+        max_sentences: int | None = None,
+        seed: int = 0,
+    ) -> ParallelData:
         """All pairs of in-memory id lists (tests, small data)."""
-        return cls(IndexedPairs.from_lists(src_ids, tgt_ids), np.arange(len(src_ids)), max_tokens, max_sentences,
-                   seed)
+        return cls(IndexedPairs.from_lists(src_ids, tgt_ids), np.arange(len(src_ids)), max_tokens, max_sentences, seed)
 
     def batch_order(self, epoch: int) -> Batches:
         """The shuffled batches of one epoch (the same for a seed and an epoch, so a resumed run
         can skip to its position without building the batches)."""
-        return bucket_batches(self.src_lengths, self.tgt_lengths, self.max_tokens, self.max_sentences,
-                              np.random.default_rng(self.seed + epoch))
+        return bucket_batches(
+            self.src_lengths,
+            self.tgt_lengths,
+            self.max_tokens,
+            self.max_sentences,
+            np.random.default_rng(self.seed + epoch),
+        )
 
     def collate(self, indices: list[int]) -> Batch:
         """The padded batch of the examples at `indices`."""

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nmt.errors import UserError
+from nmt.utils.errors import UserError
 
 
 def decode_stream(stream: Iterable[bytes], name: str) -> Iterator[str]:
@@ -72,8 +72,7 @@ def iter_parallel(src_path: str | Path, tgt_path: str | Path) -> Iterator[tuple[
 
 
 def _unequal(src_path: str | Path, src_count: int, tgt_path: str | Path, tgt_count: int) -> UserError:
-    return UserError(f"parallel files differ in length: {src_path} has {src_count} lines, "
-                    f"{tgt_path} has {tgt_count}")
+    return UserError(f"parallel files differ in length: {src_path} has {src_count} lines, {tgt_path} has {tgt_count}")
 
 
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from nmt.data.corpus import is_complete, iter_parallel
 from nmt.data.indexed import FORMAT_VERSION, SIDES, CorruptData, IndexedPairs, IndexedWriter, id_dtype, open_pairs
 from nmt.data.sources import SplitFiles
-from nmt.fileio import atomic_directory, discard_directory, file_fingerprint
-from nmt.tokenizer import Tokenizer
+from nmt.data.tokenizer import Tokenizer
+from nmt.utils.fileio import atomic_directory, discard_directory, file_fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,13 +49,15 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def encode_corpus(files: SplitFiles, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, cache_dir: Path,
-                  workers: int | None = None) -> IndexedPairs:
+def encode_corpus(
+    files: SplitFiles, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, cache_dir: Path, workers: int | None = None
+) -> IndexedPairs:
     """The pairs of `files` with both sides non-empty, encoded (once) and memory-mapped.
 
     Args:
         files: the two line-aligned files (plain or gzipped).
-        src_tokenizer, tgt_tokenizer: the models that encode each side.
+        src_tokenizer: the model that encodes the source side.
+        tgt_tokenizer: the model that encodes the target side.
         cache_dir: where prepared folders live, one per key.
         workers: encoding processes, at least 1 (None: `default_workers()`).
 
@@ -77,8 +79,12 @@ def encode_corpus(files: SplitFiles, src_tokenizer: Tokenizer, tgt_tokenizer: To
     start = time.monotonic()
     _build(files, (src_tokenizer, tgt_tokenizer), folder, workers)
     pairs = open_pairs(folder)
-    log.info("encoded %d pairs (%d with an empty side left out) in %.1f s", len(pairs), pairs.empty_pairs,
-             time.monotonic() - start)
+    log.info(
+        "encoded %d pairs (%d with an empty side left out) in %.1f s",
+        len(pairs),
+        pairs.empty_pairs,
+        time.monotonic() - start,
+    )
     return pairs
 
 
@@ -95,9 +101,12 @@ def _build(files: SplitFiles, tokenizers: tuple[Tokenizer, Tokenizer], folder: P
     """Encodes into a temporary folder beside `folder`, then renames it into place whole."""
     dtypes = {side: id_dtype(tokenizer.vocab_size) for side, tokenizer in zip(SIDES, tokenizers)}
     empty = 0
-    with (atomic_directory(folder) as tmp, IndexedWriter(tmp, dtypes) as writer,
-          _worker_pool(workers, [t.model_bytes for t in tokenizers]) as pool,
-          tqdm(desc="encoding", unit=" pairs", unit_scale=True, disable=None) as bar):
+    with (
+        atomic_directory(folder) as tmp,
+        IndexedWriter(tmp, dtypes) as writer,
+        _worker_pool(workers, [t.model_bytes for t in tokenizers]) as pool,
+        tqdm(desc="encoding", unit=" pairs", unit_scale=True, disable=None) as bar,
+    ):
         chunks = _chunks(iter_parallel(files.src, files.tgt), CHUNK_PAIRS)
         for sides, left_out in _in_order(pool, _encode_chunk, chunks, ahead=2 * workers):
             for side, (ids, lengths) in zip(SIDES, sides):

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from nmt.fileio import file_sha256
+from nmt.utils.fileio import file_sha256
 
 FORMAT_VERSION = 1
 SIDES = ("src", "tgt")
@@ -74,7 +74,7 @@ class IndexedTokens:
 
     def __getitem__(self, index: int) -> np.ndarray:
         """The ids of sentence `index` (a view, not a copy)."""
-        return self.ids[self.offsets[index]:self.offsets[index + 1]]
+        return self.ids[self.offsets[index] : self.offsets[index + 1]]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[index] for index in range(len(self)))
@@ -121,8 +121,9 @@ class IndexedWriter:
     def __enter__(self) -> IndexedWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         for file in self._files.values():
             file.close()
 
@@ -139,16 +140,27 @@ class IndexedWriter:
         files: dict[str, dict[str, Any]] = {}
         for side in SIDES:
             self._files[side].close()
-            files[f"{side}.ids"] = {"dtype": self.dtypes[side].name, "count": self._tokens[side],
-                                    "sha256": self._hashes[side].hexdigest()}
+            files[f"{side}.ids"] = {
+                "dtype": self.dtypes[side].name,
+                "count": self._tokens[side],
+                "sha256": self._hashes[side].hexdigest(),
+            }
             lengths = np.concatenate([np.zeros(0, np.int32), *self._lengths[side]])
             for name, array in ((f"{side}.lengths", lengths), (f"{side}.offsets", offsets_of(lengths))):
                 data = array.tobytes()
                 (self.folder / name).write_bytes(data)
-                files[name] = {"dtype": array.dtype.name, "count": len(array),
-                               "sha256": hashlib.sha256(data).hexdigest()}
-        header = {"format": FORMAT_VERSION, "pairs": files["src.lengths"]["count"], "empty_pairs": empty_pairs,
-                  "made_from": made_from, "files": files}
+                files[name] = {
+                    "dtype": array.dtype.name,
+                    "count": len(array),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+        header = {
+            "format": FORMAT_VERSION,
+            "pairs": files["src.lengths"]["count"],
+            "empty_pairs": empty_pairs,
+            "made_from": made_from,
+            "files": files,
+        }
         (self.folder / HEADER).write_text(json.dumps(header, indent=2) + "\n")
 
 
@@ -167,12 +179,14 @@ def open_pairs(folder: Path) -> IndexedPairs:
             raise CorruptData(f"format version {header['format']}, this version of nmt reads {FORMAT_VERSION}")
         pairs, files = header["pairs"], header["files"]
         if set(files) != {f"{side}.{kind}" for side in SIDES for kind in ("ids", "offsets", "lengths")} or any(
-                (files[f"{side}.lengths"]["count"], files[f"{side}.offsets"]["count"]) != (pairs, pairs + 1)
-                for side in SIDES):
+            (files[f"{side}.lengths"]["count"], files[f"{side}.offsets"]["count"]) != (pairs, pairs + 1)
+            for side in SIDES
+        ):
             raise CorruptData(f"{HEADER} does not describe two sides of {pairs} sentences")
         arrays = {name: _map(folder / name, entry) for name, entry in files.items()}
-        src, tgt = (IndexedTokens(arrays[f"{side}.ids"], arrays[f"{side}.offsets"], arrays[f"{side}.lengths"])
-                    for side in SIDES)
+        src, tgt = (
+            IndexedTokens(arrays[f"{side}.ids"], arrays[f"{side}.offsets"], arrays[f"{side}.lengths"]) for side in SIDES
+        )
         return IndexedPairs(src, tgt, int(header["empty_pairs"]))
     except (KeyError, TypeError, ValueError) as error:  # a JSONDecodeError is a ValueError
         raise CorruptData(f"{HEADER} is malformed ({type(error).__name__}: {error})") from None

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nmt.data.corpus import read_lines, read_parallel
-from nmt.errors import UserError
-from nmt.fileio import write_bytes_atomically
+from nmt.utils.errors import UserError
+from nmt.utils.fileio import write_bytes_atomically
 
 SPLITS = ("train", "valid", "test")
 
@@ -41,26 +41,34 @@ class ParallelFiles:
     UTF-8); the training files, which may hold millions of lines, when they are first encoded.
 
     Args:
-        train, valid, test: path prefixes of the splits.
-        src_lang, tgt_lang: language codes: the files' last suffix.
+        train: path prefix of the training split.
+        valid: path prefix of the validation split.
+        test: path prefix of the test split.
+        src_lang: source language code: the source files' last suffix.
+        tgt_lang: target language code: the target files' last suffix.
         extra_tests: further test sets, name -> path prefix (e.g. `newstest2015: wmt/newstest2015`),
             decoded and scored after training like `test`.
     """
 
-    def __init__(self, train: str, valid: str, test: str, src_lang: str, tgt_lang: str,
-                 extra_tests: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, train: str, valid: str, test: str, src_lang: str, tgt_lang: str, extra_tests: dict[str, str] | None = None
+    ) -> None:
         self.prefixes = {"train": train, "valid": valid, "test": test}
         for name, prefix in (extra_tests or {}).items():
             if name in SPLITS or not re.fullmatch(r"[\w.-]+", name):
-                raise UserError(f"data.extra_tests.{name}: name a test set with letters, digits, '.', '-' or '_', "
-                                f"and not {', '.join(SPLITS)}")
+                raise UserError(
+                    f"data.extra_tests.{name}: name a test set with letters, digits, '.', '-' or '_', "
+                    f"and not {', '.join(SPLITS)}"
+                )
             self.prefixes[name] = prefix
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
 
     def prepare(self) -> dict[str, SplitFiles]:
         """Finds each split's files; checks all but the training split's; returns their paths."""
-        splits = {name: SplitFiles(self._find(name, prefix, self.src_lang), self._find(name, prefix, self.tgt_lang))
-                  for name, prefix in self.prefixes.items()}
+        splits = {
+            name: SplitFiles(self._find(name, prefix, self.src_lang), self._find(name, prefix, self.tgt_lang))
+            for name, prefix in self.prefixes.items()
+        }
         for name, files in splits.items():
             if name != "train":
                 read_parallel(files.src, files.tgt)
@@ -155,15 +163,15 @@ class ToyTask:
 
     Args:
         root: folder where `{train,valid,test}.{src,tgt}` are written.
-        num_train, num_valid, num_test: sentence pairs per split.
-        min_words, max_words: sentence length range, in words.
+        num_train: training sentence pairs.
+        num_valid: validation sentence pairs.
+        num_test: test sentence pairs.
+        min_words: shortest sentence, in words.
+        max_words: longest sentence, in words.
         seed: seed of the generator.
     """
 
-    SOURCE_WORDS = (
-        "ka lo mi ne su ta ri po fe gu ba do zi ve hu ja "
-        "kor lam mis nod sul tep rin pax"
-    ).split()
+    SOURCE_WORDS = ("ka lo mi ne su ta ri po fe gu ba do zi ve hu ja kor lam mis nod sul tep rin pax").split()
     TARGET_WORDS = (
         "one two three four five six seven eight nine ten red blue green black white "
         "cat dog bird fish tree house river stone sun"
@@ -202,4 +210,3 @@ class ToyTask:
             write_bytes_atomically(files.tgt, "".join(f"{self.translate(s)}\n" for s in sources).encode())
             splits[split] = files
         return splits
-

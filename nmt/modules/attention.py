@@ -47,28 +47,42 @@ class Scorer(nn.Module):
         raise NotImplementedError
 
 
-def tanh_layer_energies(from_query: torch.Tensor, doubled_keys: torch.Tensor, v: nn.Linear,
-                        doubled_extra: torch.Tensor | None = None) -> torch.Tensor:
-    """v^T tanh(from_query + keys (+ extra)) at every source position: (B, G, A), (B, S, A) and
-    (B, G, S, A) -> (B, G, S). The caller's keys (and `doubled_extra`) come doubled, once per
-    batch, for the fast form below; halving them back is exact.
+def tanh_layer(
+    v: nn.Linear, from_query: torch.Tensor, from_keys: torch.Tensor, extra: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The energies of a one-layer tanh network, v^T tanh(from_query + from_keys (+ extra)), at
+    every source position: (B, G, A), (B, S, A) and (B, G, S, A) -> (B, G, S).
+
+    The additive, coverage and concat scorers all reduce to this; it evaluates the formula in
+    the fastest exact form for the device and precision (`_sigmoid_form_pays`).
     """
-    doubled = (2 * from_query).unsqueeze(-2) + doubled_keys.unsqueeze(1)  # (B, G, S, A): 2 (W s + U h)
-    if doubled_extra is not None:
-        doubled = doubled + doubled_extra
-    if _sigmoid_form_pays(doubled):
-        return 2 * _dot_v(torch.sigmoid_(doubled), v) - v.weight.sum()  # tanh(x) = 2 sigmoid(2x) - 1
-    return _dot_v(torch.tanh(0.5 * doubled), v)  # the paper's v^T tanh(W s + U h)
+    if _sigmoid_form_pays(torch.result_type(from_query, from_keys), from_keys.device):
+        return _tanh_layer_by_sigmoid(v, from_query, from_keys, extra)
+    pre_activation = from_query.unsqueeze(-2) + from_keys.unsqueeze(1)  # (B, G, S, A)
+    if extra is not None:
+        pre_activation = pre_activation + extra
+    return _dot_v(torch.tanh(pre_activation), v)
 
 
-def _sigmoid_form_pays(doubled: torch.Tensor) -> bool:
-    """Whether to evaluate the energies as 2 v^T sigmoid(2x) - sum(v): on the CPU in fp32 (or
-    fp64), where PyTorch's tanh costs about five times its sigmoid and this (B, G, S, A)
-    activation is the largest elementwise work of a decoder step (the additive energies' forward
-    4-5x faster, forward and backward 1.6x). Not in 16 bits: sigmoid(2x) near 1/2 rounds away
-    any x below bf16's step there (0.004), and the paper's initialization starts x near 1e-3,
-    where v would then never learn. Not on a GPU, whose tanh is as fast as its sigmoid."""
-    return doubled.device.type == "cpu" and doubled.dtype in (torch.float32, torch.float64)
+def _sigmoid_form_pays(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether to evaluate v^T tanh(x) as 2 v^T sigmoid(2x) - sum(v): on the CPU in fp32 (or
+    fp64), where PyTorch's tanh costs several times its sigmoid and this (B, G, S, A) activation
+    is the largest elementwise work of a decoder step. Not in 16 bits: sigmoid(2x) near 1/2
+    rounds away any x below bf16's step there, and the paper's initialization starts x near
+    1e-3, where v would then never learn. Not on a GPU, whose tanh is as fast as its sigmoid."""
+    return device.type == "cpu" and dtype in (torch.float32, torch.float64)
+
+
+def _tanh_layer_by_sigmoid(
+    v: nn.Linear, from_query: torch.Tensor, from_keys: torch.Tensor, extra: torch.Tensor | None
+) -> torch.Tensor:
+    """`tanh_layer` through tanh(x) = 2 sigmoid(2x) - 1. The doubling rides on the additions
+    (`alpha=2`; doubling is exact), so the (B, G, S, A) tensor is written once and activated
+    in place."""
+    doubled = torch.add((2 * from_query).unsqueeze(-2), from_keys.unsqueeze(1), alpha=2)  # (B, G, S, A): 2x
+    if extra is not None:
+        doubled = torch.add(doubled, extra, alpha=2)
+    return 2 * _dot_v(torch.sigmoid_(doubled), v) - v.weight.sum()
 
 
 def _dot_v(activation: torch.Tensor, v: nn.Linear) -> torch.Tensor:
@@ -94,10 +108,10 @@ class AdditiveScorer(Scorer):
         self.v = nn.Linear(hidden_size, 1, bias=False)
 
     def precompute(self, keys: torch.Tensor) -> torch.Tensor:
-        return 2 * self.key_proj(keys)  # (B, S, A): 2 U h(j), see `tanh_layer_energies`
+        return self.key_proj(keys)  # (B, S, A): U h(j)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return tanh_layer_energies(self.query_proj(query), keys, self.v)  # (B, G, S)
+        return tanh_layer(self.v, self.query_proj(query), keys)  # (B, G, S): v^T tanh(W s + U h(j))
 
 
 class CoverageScorer(AdditiveScorer):
@@ -112,8 +126,8 @@ class CoverageScorer(AdditiveScorer):
         self.coverage_proj = nn.Linear(1, hidden_size, bias=False)  # w_c
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
-        doubled_coverage = self.coverage_proj(2 * coverage.unsqueeze(-1))  # (B, G, S, A)
-        return tanh_layer_energies(self.query_proj(query), keys, self.v, doubled_coverage)
+        from_coverage = self.coverage_proj(coverage.unsqueeze(-1))  # (B, G, S, A): w_c cov(i, j)
+        return tanh_layer(self.v, self.query_proj(query), keys, from_coverage)  # v^T tanh(W s + U h + w_c cov)
 
 
 class DotScorer(Scorer):
@@ -130,7 +144,8 @@ class DotScorer(Scorer):
             raise ValueError(
                 f"{type(self).__name__}: query size {query_size} != key size {key_size} (a bidirectional "
                 f"encoder's keys are 2 x its hidden size); use the `general` scorer, or set "
-                f"project_keys: true to map keys to the query size")
+                f"project_keys: true to map keys to the query size"
+            )
         self.key_proj = nn.Linear(key_size, query_size, bias=False) if project_keys else None
 
     def precompute(self, keys: torch.Tensor) -> torch.Tensor:
@@ -169,12 +184,11 @@ class ConcatScorer(Scorer):
         self.v = nn.Linear(hidden_size, 1, bias=False)
 
     def precompute(self, keys: torch.Tensor) -> torch.Tensor:
-        # (B, S, A), doubled for `tanh_layer_energies`
-        return torch.nn.functional.linear(2 * keys, self.weight.weight[:, self.query_size:])
+        return torch.nn.functional.linear(keys, self.weight.weight[:, self.query_size :])  # (B, S, A): W_k h(s)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         from_query = torch.nn.functional.linear(query, self.weight.weight[:, : self.query_size], self.weight.bias)
-        return tanh_layer_energies(from_query, keys, self.v)  # (B, G, S)
+        return tanh_layer(self.v, from_query, keys)  # (B, G, S): v^T tanh(W_q h(t) + W_k h(s) + b)
 
 
 class LocationScorer(Scorer):
@@ -195,8 +209,9 @@ class LocationScorer(Scorer):
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         length = keys.size(1)
         if length > self.max_source_length:
-            raise ValueError(f"location attention: source of {length} tokens exceeds "
-                             f"max_source_length={self.max_source_length}")
+            raise ValueError(
+                f"location attention: source of {length} tokens exceeds max_source_length={self.max_source_length}"
+            )
         return self.weight(query)[..., :length]  # (B, G, S)
 
 
@@ -220,8 +235,14 @@ class Attention(nn.Module):
         """The scorer's keys for this batch, computed once."""
         return self.scorer.precompute(encoded.states)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attends once, with N = B x G queries: each group of G consecutive rows attends over
         one source sentence (see the module docstring).
 
@@ -267,8 +288,14 @@ class FixedContext(nn.Module):
         summary = torch.cat([encoded.final_forward, encoded.final_backward], dim=-1)  # (B, 2H)
         return torch.tanh(self.proj(summary)).unsqueeze(1)  # (B, 1, K)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The precomputed context (N, K) whatever the queries (N, Q), and all-zero weights (N, S);
         N = B x G as in `Attention.forward`."""
         groups = query.view(mask.size(0), -1, query.size(-1)).size(1)  # G

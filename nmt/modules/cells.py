@@ -27,8 +27,9 @@ class GRUStack(nn.Module):
         dropout: dropout between layers.
     """
 
-    def __init__(self, static_size: int, dynamic_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, static_size: int, dynamic_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.static_to_gates = nn.Linear(static_size, 3 * hidden_size)
         self.dynamic_to_gates = StepLinear(dynamic_size, 3 * hidden_size, bias=False) if dynamic_size else None
@@ -54,8 +55,7 @@ class GRUStack(nn.Module):
         candidate = torch.tanh(input_n + reset * hidden_n)
         return candidate + update * (hidden - candidate)  # (1 - z) n + z h
 
-    def forward(self, static_gates: torch.Tensor, dynamic: torch.Tensor | None, hidden: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(self, static_gates: torch.Tensor, dynamic: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
         """One step: static_gates (B, 3H), dynamic (B, D) or None, hidden (B, L, H) -> (B, L, H).
 
         The new state has the dtype of `hidden`, whatever precision the gate projections ran in.

@@ -18,24 +18,28 @@ per step; without autocast the casts are no-ops.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from nmt.compilation import compiled
+from nmt.data.tokenizer import PAD_ID
 from nmt.modules.attention import Attention, FixedContext, Scorer
 from nmt.modules.cells import DeepOutput, GRUStack
 from nmt.modules.dropout import Dropout
 from nmt.modules.encoder import EncoderOutput
 from nmt.modules.step_linear import StepLinear, StepWeightGradients
-from nmt.precision import autocast_dtype, linear_weight_casts, linear_weights_cast_once, with_weights
-from nmt.tokenizer import PAD_ID
+from nmt.utils.compilation import compiled
+from nmt.utils.precision import autocast_dtype, linear_weight_casts, linear_weights_cast_once, with_weights
 
 DecoderState = dict[str, torch.Tensor]
 """Recurrent state carried between steps; every tensor has the batch in dimension 0."""
+StepFunction = Callable[..., tuple[DecoderState, torch.Tensor, torch.Tensor]]
+"""`RecurrentDecoder.step`'s signature: (static_gates, state, memory) -> (state, features, weights)."""
 
 
 @dataclass
@@ -58,8 +62,12 @@ class Memory:
 
     def index_select(self, index: torch.Tensor) -> Memory:
         """Reorders (or repeats) the batch rows, e.g. one copy per beam."""
-        return Memory(self.keys.index_select(0, index), self.values.index_select(0, index),
-                      self.mask.index_select(0, index), self.step_weights)
+        return Memory(
+            self.keys.index_select(0, index),
+            self.values.index_select(0, index),
+            self.mask.index_select(0, index),
+            self.step_weights,
+        )
 
 
 class RecurrentDecoder(nn.Module):
@@ -79,34 +87,52 @@ class RecurrentDecoder(nn.Module):
         readout_size: size of the features the vocabulary projection reads.
         tie_embeddings: share the target embedding matrix with the vocabulary projection
             (needs readout_size == embedding_size).
-        embedding_dropout, hidden_dropout, output_dropout: dropout on target embeddings,
-            between GRU layers and on the RNN outputs, and on the readout.
+        embedding_dropout: dropout on the target embeddings.
+        hidden_dropout: dropout between GRU layers and on the RNN outputs.
+        output_dropout: dropout on the readout.
     """
 
-    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int, hidden_size: int,
-                 num_layers: int, scorer: Callable[..., Scorer] | None, dynamic_size: int, readout_size: int,
-                 tie_embeddings: bool, embedding_dropout: float, hidden_dropout: float,
-                 output_dropout: float) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        key_size: int,
+        init_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        scorer: Callable[..., Scorer] | None,
+        dynamic_size: int,
+        readout_size: int,
+        tie_embeddings: bool,
+        embedding_dropout: float,
+        hidden_dropout: float,
+        output_dropout: float,
+    ) -> None:
         super().__init__()
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
         self.embedding_dropout = Dropout(embedding_dropout)
         self.hidden_dropout = Dropout(hidden_dropout)
         self.output_dropout = Dropout(output_dropout)
-        self.attention = (Attention(scorer(query_size=hidden_size, key_size=key_size)) if scorer is not None
-                          else FixedContext(2 * init_size, key_size))
+        self.attention = (
+            Attention(scorer(query_size=hidden_size, key_size=key_size))
+            if scorer is not None
+            else FixedContext(2 * init_size, key_size)
+        )
         self.init_state = nn.Linear(init_size, num_layers * hidden_size)
         self.rnn = GRUStack(embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
         self.generator = nn.Linear(readout_size, vocab_size)
         self.compiled_teacher_forcing = self.compiled_decoding = False  # see the two methods below
         if tie_embeddings:
             if readout_size != embedding_size:
-                raise ValueError(f"tie_embeddings needs the readout size ({readout_size}) to equal the "
-                                 f"embedding size ({embedding_size})")
+                raise ValueError(
+                    f"tie_embeddings needs the readout size ({readout_size}) to equal the "
+                    f"embedding size ({embedding_size})"
+                )
             # N(0, 1/d) rather than nn.Embedding's N(0, 1): as output weights, unit-variance rows
             # give logits with a standard deviation of about sqrt(d) times the readout's, and a
-            # first loss far above log(V) (10.1 against 5.8 untied after 50 updates of bahdanau)
-            nn.init.normal_(self.embedding.weight, std=embedding_size ** -0.5)
+            # first loss far above log(V)
+            nn.init.normal_(self.embedding.weight, std=embedding_size**-0.5)
             with torch.no_grad():
                 self.embedding.weight[PAD_ID].zero_()
             self.generator.weight = self.embedding.weight
@@ -129,9 +155,8 @@ class RecurrentDecoder(nn.Module):
     def compile_decoding(self) -> None:
         """Runs `step` through `torch.compile` in free-running decoding (`decode_step`) too, with
         the weights cast once per batch (`start` keeps them in the memory): with the casts inside
-        the graph at every step, compiled decoding was the slower (greedy, test_2016_flickr: 2.1 s
-        eager, 2.4 s compiled). The fused kernels round less than eager bf16 does, so the output
-        may differ in a few sentences (BLEU 37.63 against 37.52 for beam 5 on test_2016_flickr).
+        the graph at every step, compiled decoding was slower than eager. The fused kernels round
+        less than eager bf16 does, so the output may differ in a few sentences.
         """
         self.compiled_decoding = True
 
@@ -152,8 +177,7 @@ class RecurrentDecoder(nn.Module):
         decoding = self.compiled_decoding and not torch.is_grad_enabled()
         step_weights = linear_weight_casts(self, self._step_modules()) if decoding else {}
         values_dtype = autocast_dtype(encoded.states.device.type) or encoded.states.dtype
-        memory = Memory(self.attention.precompute(encoded), encoded.states.to(values_dtype), encoded.mask,
-                        step_weights)
+        memory = Memory(self.attention.precompute(encoded), encoded.states.to(values_dtype), encoded.mask, step_weights)
         projected = self.init_state(encoded.final_backward).to(self.init_state.weight.dtype)
         hidden = torch.tanh(projected).unflatten(-1, (self.num_layers, -1))
         state = {"hidden": hidden}  # (B, L, H)
@@ -161,24 +185,29 @@ class RecurrentDecoder(nn.Module):
             state["coverage"] = torch.zeros_like(encoded.mask, dtype=hidden.dtype)  # (B, S)
         return memory, state
 
-    def reorder(self, memory: Memory | None, state: DecoderState | None, index: torch.Tensor
-                ) -> tuple[Memory | None, DecoderState | None]:
+    def reorder(
+        self, memory: Memory | None, state: DecoderState | None, index: torch.Tensor
+    ) -> tuple[Memory | None, DecoderState | None]:
         """Selects (or repeats) batch rows of the memory and the state: index (N',) of rows. One
         given as None stays None (beam search moves the state's rows at every step, the
         memory's, one per sentence, only when sentences leave)."""
         memory = memory.index_select(index) if memory is not None else None
-        return memory, None if state is None else {name: tensor.index_select(0, index) for name, tensor in state.items()}
+        return memory, None if state is None else {
+            name: tensor.index_select(0, index) for name, tensor in state.items()
+        }
 
-    def attend(self, query: torch.Tensor, state: DecoderState, memory: Memory
-               ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+    def attend(
+        self, query: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """Context and weights for `query`; the returned state entries carry the coverage on."""
         coverage = state.get("coverage")
         context, weights = self.attention(query, memory.keys, memory.values, memory.mask, coverage)
         carried = {"coverage": coverage + weights.to(coverage.dtype)} if coverage is not None else {}
         return context, weights, carried
 
-    def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
-             ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
+    def step(
+        self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
         """One step: static_gates (B, 3H) -> new state, step features (B, F), weights (B, S)."""
         raise NotImplementedError
 
@@ -186,8 +215,9 @@ class RecurrentDecoder(nn.Module):
         """Step features (..., F) and input embeddings (..., E) -> readout (..., readout_size)."""
         raise NotImplementedError
 
-    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
-                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced decoding of a whole target.
 
         Args:
@@ -200,14 +230,10 @@ class RecurrentDecoder(nn.Module):
             logits (B, T, V), or (N, V) at `positions`, and attention weights (B, T, S).
         """
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
-        step = functools.partial(compiled(type(self).step), self) if self.compiled_teacher_forcing else self.step
         step_features, weights = [], []
-        deferral = StepWeightGradients(self._step_modules(), tgt_in.size(1), tgt_in.size(0),
-                                       self.compiled_teacher_forcing)  # entered after the casts: it reads them
-        with linear_weights_cast_once(self, self._step_modules()), deferral:  # see `compile_teacher_forcing`
+        with self._teacher_forced_steps(*tgt_in.shape) as step:
             for static_gates in self.rnn.precompute(embedded).unbind(1):  # unbind: one backward op, not T copies
-                with deferral.step():
-                    state, features, alpha = step(static_gates, state, memory)
+                state, features, alpha = step(static_gates, state, memory)
                 step_features.append(features)
                 weights.append(alpha)
         features = torch.stack(step_features, 1)  # (B, T, F)
@@ -219,16 +245,39 @@ class RecurrentDecoder(nn.Module):
             readout = self.output_dropout.at_positions(readout, positions, tgt_in.numel())
         return self.generator(readout), torch.stack(weights, 1)
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
-                    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+    @contextlib.contextmanager
+    def _teacher_forced_steps(self, batch: int, steps: int) -> Iterator[StepFunction]:
+        """`step` for the `steps` positions of a teacher-forced pass, with the speed machinery
+        behind it: under autocast the step's weights cast once for all steps
+        (`linear_weights_cast_once`); in training their weight gradients computed once over all
+        steps (`StepWeightGradients`); the step compiled when asked (`compile_teacher_forcing`)."""
+        step = functools.partial(compiled(type(self).step), self) if self.compiled_teacher_forcing else self.step
+        deferral = StepWeightGradients(self._step_modules(), steps, batch, self.compiled_teacher_forcing)
+        with linear_weights_cast_once(self, self._step_modules()), deferral:  # deferral after the casts: it reads them
+
+            def deferred_step(*args: Any) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
+                with deferral.step():
+                    return step(*args)
+
+            yield deferred_step
+
+    @contextlib.contextmanager
+    def _decoding_step(self, memory: Memory) -> Iterator[StepFunction]:
+        """`step` for free-running decoding: compiled, with the weights cast once per batch
+        (`memory.step_weights`), when `compile_decoding` asked for it."""
+        if not self.compiled_decoding:
+            yield self.step
+            return
+        with with_weights(self, memory.step_weights):
+            yield functools.partial(compiled(type(self).step), self)
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step of free-running decoding: y(i-1) (B,) -> logits (B, V), state, alpha (B, S)."""
         embedded = self.embedding_dropout(self.embedding(prev_tokens))  # (B, E)
-        if self.compiled_decoding:
-            with with_weights(self, memory.step_weights):
-                state, features, weights = compiled(type(self).step)(self, self.rnn.precompute(embedded), state,
-                                                                     memory)
-        else:
-            state, features, weights = self.step(self.rnn.precompute(embedded), state, memory)
+        with self._decoding_step(memory) as step:
+            state, features, weights = step(self.rnn.precompute(embedded), state, memory)
         return self.generator(self.output_dropout(self.readout(features, embedded))), state, weights
 
 
@@ -238,21 +287,46 @@ class BahdanauDecoder(RecurrentDecoder):
     Args:
         readout_size: size of the deep output layer (the paper's l).
         deep_output: `maxout` (the paper) or `tanh`.
-        (the rest: see `RecurrentDecoder`)
+
+    The other arguments are `RecurrentDecoder`'s.
     """
 
-    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int, hidden_size: int,
-                 readout_size: int, scorer: Callable[..., Scorer] | None = None, num_layers: int = 1,
-                 deep_output: str = "maxout", tie_embeddings: bool = False, embedding_dropout: float = 0.0,
-                 hidden_dropout: float = 0.0, output_dropout: float = 0.0) -> None:
-        super().__init__(vocab_size, key_size, init_size, embedding_size, hidden_size, num_layers, scorer,
-                         dynamic_size=key_size, readout_size=readout_size, tie_embeddings=tie_embeddings,
-                         embedding_dropout=embedding_dropout, hidden_dropout=hidden_dropout,
-                         output_dropout=output_dropout)
+    def __init__(
+        self,
+        vocab_size: int,
+        key_size: int,
+        init_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        readout_size: int,
+        scorer: Callable[..., Scorer] | None = None,
+        num_layers: int = 1,
+        deep_output: str = "maxout",
+        tie_embeddings: bool = False,
+        embedding_dropout: float = 0.0,
+        hidden_dropout: float = 0.0,
+        output_dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            vocab_size,
+            key_size,
+            init_size,
+            embedding_size,
+            hidden_size,
+            num_layers,
+            scorer,
+            dynamic_size=key_size,
+            readout_size=readout_size,
+            tie_embeddings=tie_embeddings,
+            embedding_dropout=embedding_dropout,
+            hidden_dropout=hidden_dropout,
+            output_dropout=output_dropout,
+        )
         self.deep_output = DeepOutput(hidden_size + key_size + embedding_size, readout_size, deep_output)
 
-    def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
-             ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
+    def step(
+        self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
         context, weights, carried = self.attend(state["hidden"][:, -1], state, memory)  # query: top s(i-1)
         hidden = self.rnn(static_gates, context, state["hidden"])  # (B, L, H)
         features = torch.cat([self.hidden_dropout(hidden[:, -1]), context], dim=-1)  # [s(i); c(i)]
@@ -268,17 +342,41 @@ class LuongDecoder(RecurrentDecoder):
     Args:
         attentional_size: size of h~(t).
         input_feeding: give h~(t-1) to the GRU with the embedding (Luong et al. section 3.3).
-        (the rest: see `RecurrentDecoder`)
+
+    The other arguments are `RecurrentDecoder`'s.
     """
 
-    def __init__(self, vocab_size: int, key_size: int, init_size: int, embedding_size: int, hidden_size: int,
-                 attentional_size: int, scorer: Callable[..., Scorer] | None = None, num_layers: int = 1,
-                 input_feeding: bool = True, tie_embeddings: bool = False, embedding_dropout: float = 0.0,
-                 hidden_dropout: float = 0.0, output_dropout: float = 0.0) -> None:
-        super().__init__(vocab_size, key_size, init_size, embedding_size, hidden_size, num_layers, scorer,
-                         dynamic_size=attentional_size if input_feeding else 0, readout_size=attentional_size,
-                         tie_embeddings=tie_embeddings, embedding_dropout=embedding_dropout,
-                         hidden_dropout=hidden_dropout, output_dropout=output_dropout)
+    def __init__(
+        self,
+        vocab_size: int,
+        key_size: int,
+        init_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        attentional_size: int,
+        scorer: Callable[..., Scorer] | None = None,
+        num_layers: int = 1,
+        input_feeding: bool = True,
+        tie_embeddings: bool = False,
+        embedding_dropout: float = 0.0,
+        hidden_dropout: float = 0.0,
+        output_dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            vocab_size,
+            key_size,
+            init_size,
+            embedding_size,
+            hidden_size,
+            num_layers,
+            scorer,
+            dynamic_size=attentional_size if input_feeding else 0,
+            readout_size=attentional_size,
+            tie_embeddings=tie_embeddings,
+            embedding_dropout=embedding_dropout,
+            hidden_dropout=hidden_dropout,
+            output_dropout=output_dropout,
+        )
         self.input_feeding = input_feeding
         self.attentional_size = attentional_size
         self.combine = StepLinear(key_size + hidden_size, attentional_size, bias=False)  # W_c
@@ -289,8 +387,9 @@ class LuongDecoder(RecurrentDecoder):
             state["feed"] = state["hidden"].new_zeros(encoded.states.size(0), self.attentional_size)
         return memory, state
 
-    def step(self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
-             ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
+    def step(
+        self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
         hidden = self.rnn(static_gates, state.get("feed"), state["hidden"])  # (B, L, H)
         top = self.hidden_dropout(hidden[:, -1])  # s(t)
         context, weights, carried = self.attend(top, state, memory)

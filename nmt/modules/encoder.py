@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.data.tokenizer import PAD_ID
 from nmt.modules.bigru import stepped_bidirectional_gru
 from nmt.modules.dropout import Dropout
-from nmt.tokenizer import PAD_ID
 
 
 @dataclass
@@ -45,13 +45,26 @@ class RNNEncoder(nn.Module):
         hidden_dropout: dropout between layers and on the annotations.
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int = 1,
-                 embedding_dropout: float = 0.0, hidden_dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        embedding_dropout: float = 0.0,
+        hidden_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
         self.embedding_dropout = Dropout(embedding_dropout)
-        self.rnn = nn.GRU(embedding_size, hidden_size, num_layers, batch_first=True, bidirectional=True,
-                          dropout=hidden_dropout if num_layers > 1 else 0.0)
+        self.rnn = nn.GRU(
+            embedding_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=hidden_dropout if num_layers > 1 else 0.0,
+        )
         self.hidden_dropout = Dropout(hidden_dropout)
         self.hidden_size = hidden_size
         self.output_size = 2 * hidden_size
@@ -79,5 +92,6 @@ class RNNEncoder(nn.Module):
             packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_states, final = self.rnn(packed)  # final: (layers * 2, B, H)
             states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=src.size(1))
-        return EncoderOutput(states=self.hidden_dropout(states), mask=mask,
-                             final_forward=final[-2], final_backward=final[-1])
+        return EncoderOutput(
+            states=self.hidden_dropout(states), mask=mask, final_forward=final[-2], final_backward=final[-1]
+        )

@@ -4,8 +4,7 @@ Why: torch's CPU `mm`/`addmm` in fp32 call MKL. With AVX-512, oneDNN's fp32 kern
 own, which its bf16 products use already) match or beat MKL's at a decoder step's shapes; with
 AVX2 alone they are slower there (`scripts/capability_study.sh products`), so they are used only
 where torch's CPU capability is AVX-512 (`fp32_pays`). But oneDNN builds a kernel for each new
-shape, and a product of a new row count cost 0.3 ms more at (100, 256) x (256, 512) and 11 ms
-more at (1000, 256) x (256, 8000) than one at a shape it had seen. The products over all
+shape, which costs more than the product itself at a shape it has not seen. The products over all
 positions of a batch (B x T rows, new nearly every batch) therefore stay on MKL; a teacher-forced
 step's products have B rows at every one of the T steps, forward and backward, and gain. Both
 libraries compute in fp32; only the order of the additions differs.
@@ -68,8 +67,13 @@ def uses_onednn(input: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether `linear(input, weight)` runs on oneDNN: fp32 on a CPU with oneDNN where it pays
     (`fp32_pays`), not switched off (`torch.backends.mkldnn.flags(enabled=False)`), no autocast
     (under autocast torch's bf16/fp16 products run on oneDNN already)."""
-    return (_USE_FOR_FP32 and torch.backends.mkldnn.enabled and input.device.type == "cpu"
-            and input.dtype == weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
+    return (
+        _USE_FOR_FP32
+        and torch.backends.mkldnn.enabled
+        and input.device.type == "cpu"
+        and input.dtype == weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    )
 
 
 def linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

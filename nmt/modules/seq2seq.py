@@ -7,11 +7,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nmt.compilation import compiled
 from nmt.modules.attention import Attention, LocationScorer
 from nmt.modules.decoder import DecoderState, Memory, RecurrentDecoder
 from nmt.modules.encoder import RNNEncoder
 from nmt.modules.initialization import bahdanau_init_
+from nmt.utils.compilation import compiled
 
 INITIALIZERS = {"default": None, "bahdanau": bahdanau_init_}
 
@@ -32,28 +32,38 @@ class Seq2Seq(nn.Module):
     Args:
         encoder: builds the encoder given `vocab_size` (a Hydra partial).
         decoder: builds the decoder given `vocab_size`, `key_size` and `init_size`.
-        src_vocab_size, tgt_vocab_size: known only once the tokenizers exist.
+        src_vocab_size: source vocabulary size, known only once the tokenizers exist.
+        tgt_vocab_size: target vocabulary size, likewise.
         share_embeddings: one embedding matrix for source and target (needs a joint
             vocabulary and equal embedding sizes).
         init: `default` (PyTorch's) or `bahdanau` (the paper's scheme, see `initialization`).
     """
 
-    def __init__(self, encoder: Callable[..., RNNEncoder], decoder: Callable[..., RecurrentDecoder],
-                 src_vocab_size: int, tgt_vocab_size: int, share_embeddings: bool = False,
-                 init: str = "default") -> None:
+    def __init__(
+        self,
+        encoder: Callable[..., RNNEncoder],
+        decoder: Callable[..., RecurrentDecoder],
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        share_embeddings: bool = False,
+        init: str = "default",
+    ) -> None:
         super().__init__()
         if init not in INITIALIZERS:
             raise ValueError(f"model.init={init!r}: use one of {', '.join(INITIALIZERS)}")
         self.encoder = encoder(vocab_size=src_vocab_size)
-        self.decoder = decoder(vocab_size=tgt_vocab_size, key_size=self.encoder.output_size,
-                               init_size=self.encoder.hidden_size)
+        self.decoder = decoder(
+            vocab_size=tgt_vocab_size, key_size=self.encoder.output_size, init_size=self.encoder.hidden_size
+        )
         if share_embeddings:
             source, target = self.encoder.embedding.weight, self.decoder.embedding.weight
             if source.shape != target.shape:
-                raise ValueError(f"share_embeddings needs equal vocabularies and embedding sizes: source "
-                                 f"{tuple(source.shape)}, target {tuple(target.shape)} (use tokenizer.joint=true)")
+                raise ValueError(
+                    f"share_embeddings needs equal vocabularies and embedding sizes: source "
+                    f"{tuple(source.shape)}, target {tuple(target.shape)} (use tokenizer.joint=true)"
+                )
             if self.decoder.generator.weight is target:  # tied: all three share the decoder's matrix,
-                self.encoder.embedding.weight = target   # initialized for its role as output weights
+                self.encoder.embedding.weight = target  # initialized for its role as output weights
             else:
                 self.decoder.embedding.weight = source
         if INITIALIZERS[init] is not None:
@@ -63,8 +73,9 @@ class Seq2Seq(nn.Module):
         """Encodes the source once: the memory and initial state every later step uses."""
         return self.decoder.start(self.encoder(src, src_lengths))
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
-                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: logits (B, T, V), or (N, V) at `positions` (N,) of the (B, T) target
         flattened, and attention (B, T, S)."""
         memory, state = self.start(src, src_lengths)
@@ -74,7 +85,7 @@ class Seq2Seq(nn.Module):
         """Runs the teacher-forced forward's recurrences through `torch.compile`: the encoder's
         (on the CPU, `RNNEncoder.compile_recurrence`) and the decoder step
         (`RecurrentDecoder.compile_teacher_forcing`). The trainer's `compile`; the loss compiles
-        apart (`nmt.loss`)."""
+        apart (`nmt.training.loss`)."""
         self.encoder.compile_recurrence()
         self.decoder.compile_teacher_forcing()
 
@@ -82,13 +93,13 @@ class Seq2Seq(nn.Module):
         """Decodes through `torch.compile`: the decoder step (`RecurrentDecoder.compile_decoding`)
         and the log normalizer of `next_token_scores`, one fused reduction over the logits in
         their own dtype, where eagerly the logits are converted to fp32 and normalized, two (B, V)
-        fp32 arrays written at every step. Beam 5 over test_2016_flickr in bf16 on a 2-core CPU:
-        the normalizer 1.17x faster (7.36 -> 6.29 s, the same output), the step a further 1.09x
-        (greedy 1.04x). Needs a C++ compiler on the CPU, like the trainer's `compile`."""
+        fp32 arrays written at every step (the speed page of the docs has the figures). Needs a C++
+        compiler on the CPU, like the trainer's `compile`."""
         self.decoder.compile_decoding()
 
-    def next_token_scores(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
-                          ) -> tuple[torch.Tensor, torch.Tensor, DecoderState, torch.Tensor]:
+    def next_token_scores(
+        self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState, torch.Tensor]:
         """The next token's scores (B, V) and log normalizers (B,), log P(y) = scores[:, y] -
         normalizers, the new state, and the attention (B, S).
 
@@ -106,8 +117,9 @@ class Seq2Seq(nn.Module):
         log_probs = torch.log_softmax(_at_least_fp32(logits), dim=-1)
         return log_probs, log_probs.new_zeros(log_probs.size(0)), state, weights
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
-                    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+    def decode_step(
+        self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Log-probabilities (B, V) of the next token (fp32 at least), the new state, and the
         attention (B, S)."""
         scores, normalizers, state, weights = self.next_token_scores(prev_tokens, state, memory)
@@ -125,8 +137,9 @@ class Seq2Seq(nn.Module):
         scorer = self.decoder.attention.scorer if self.has_attention else None
         return scorer.max_source_length if isinstance(scorer, LocationScorer) else None
 
-    def reorder(self, memory: Memory | None, state: DecoderState | None, index: torch.Tensor
-                ) -> tuple[Memory | None, DecoderState | None]:
+    def reorder(
+        self, memory: Memory | None, state: DecoderState | None, index: torch.Tensor
+    ) -> tuple[Memory | None, DecoderState | None]:
         """Selects (or repeats) batch rows of the memory and the state (each unless None), index
         (N',): one state copy per beam, beam backpointers, finished sentences leaving. Searches
         call this and never look inside memory or state."""

@@ -6,13 +6,9 @@ context projections, the attention query's) T times with the same weights, and t
 recurrence its state weights S times. Autograd gives every step its own weight gradient, a
 (out, B) x (B, in) product with an inner size of one batch, and adds them into one buffer, a
 pass over the weight each. On a CPU the products of inner size 64 run well below the speed of
-large ones, and the passes add up: in the profile of `+experiment=bahdanau` in fp32 (64
-sentences, 2 threads) the decoder's took about 43 ms of a 330 ms update. Here each weight's
-gradient is one (out, T B) x (T B, in) product, as cuDNN computes its GRU's. Measured there, in
-one process alternating updates with and without it: fp32 1.01-1.04x (5 runs), bf16 1.01-1.03x
-(2 runs); in a profile of that A/B (fp32, 60 updates each way), the matrix products and the
-gradient additions took 219 instead of 236 ms per 1000 target tokens, and concatenating the steps'
-gradients and inputs 3 ms more.
+large ones, and the passes add up to a visible share of an update. Here each weight's gradient
+is one (out, T B) x (T B, in) product, as cuDNN computes its GRU's (its measured effect: the
+docs' speed page).
 
 How (`DeferredWeightGradient`): the steps read the weight detached, so their backward computes
 no weight gradient, and add as their bias one of T stand-in tensors (B, out) whose values are the
@@ -54,8 +50,14 @@ class DeferredWeightGradient:
             others (3H and a storage offset) would make the compiled step recompile.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, output_shape: tuple[int, ...], steps: int,
-                 compiled: bool = False) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        output_shape: tuple[int, ...],
+        steps: int,
+        compiled: bool = False,
+    ) -> None:
         self.weight = weight.detach()
         self.inputs: list[torch.Tensor] = []
         stand_ins = _StandIns.apply(weight, bias, output_shape, steps, self.inputs)
@@ -86,8 +88,14 @@ class _StandIns(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, bias: torch.Tensor | None, output_shape: tuple[int, ...], steps: int,
-                inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def forward(
+        ctx,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        output_shape: tuple[int, ...],
+        steps: int,
+        inputs: list[torch.Tensor],
+    ) -> tuple[torch.Tensor, ...]:
         # `inputs` fills as the steps run (detached tensors: nothing here may hold the graph)
         ctx.inputs, ctx.weight, ctx.bias_shape = inputs, weight.detach(), None if bias is None else bias.shape
         values = weight.new_zeros(output_shape[-1]) if bias is None else bias.detach()
@@ -98,7 +106,9 @@ class _StandIns(torch.autograd.Function):
         weight = ctx.weight
         used = [(grad, step_input) for grad, step_input in zip(grads, ctx.inputs) if grad is not None]
         outputs = torch.cat([grad for grad, _ in used], -2)  # (..., T B, out)
-        inputs = torch.cat([step_input.reshape(*grad.shape[:-1], -1) for grad, step_input in used], -2)  # (..., T B, in)
+        inputs = torch.cat(
+            [step_input.reshape(*grad.shape[:-1], -1) for grad, step_input in used], -2
+        )  # (..., T B, in)
         grad_weight = outputs.to(weight.dtype).transpose(-1, -2) @ inputs.to(weight.dtype)  # (..., out, in)
         grad_bias = outputs.sum(-2, keepdim=True).reshape(ctx.bias_shape) if ctx.needs_input_grad[1] else None
         return grad_weight, grad_bias, None, None, None
@@ -139,14 +149,19 @@ class StepWeightGradients:
     """
 
     def __init__(self, parts: Iterable[nn.Module], steps: int, rows: int, compiled: bool = False) -> None:
-        self.layers = [module for part in parts for module in part.modules()
-                       if isinstance(module, StepLinear) and torch.is_grad_enabled() and module.weight.requires_grad]
+        self.layers = [
+            module
+            for part in parts
+            for module in part.modules()
+            if isinstance(module, StepLinear) and torch.is_grad_enabled() and module.weight.requires_grad
+        ]
         self.steps, self.rows, self.compiled = steps, rows, compiled
 
     def __enter__(self) -> StepWeightGradients:
         for layer in self.layers:
-            layer.deferred = DeferredWeightGradient(layer.weight, layer.bias, (self.rows, layer.out_features),
-                                                    self.steps, self.compiled)
+            layer.deferred = DeferredWeightGradient(
+                layer.weight, layer.bias, (self.rows, layer.out_features), self.steps, self.compiled
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

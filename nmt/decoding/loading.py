@@ -1,0 +1,58 @@
+"""A trained model and its tokenizers, rebuilt from a checkpoint file alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from nmt.checkpoint import SIDES, load_checkpoint
+from nmt.data.tokenizer import Tokenizer
+from nmt.modules.seq2seq import Seq2Seq
+from nmt.utils.errors import UserError
+
+
+def load_model(
+    checkpoint_path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict]:
+    """Rebuilds a trained model and its tokenizers from a checkpoint file alone.
+
+    The checkpoint holds the sentencepiece models and the model's `_target_` config (see
+    `nmt.checkpoint`), so no run directory or data is needed: a `.pt` copied to another
+    machine translates raw text.
+
+    Returns:
+        The model (in eval mode), source and target tokenizers, and the run's config.
+
+    Raises:
+        UserError: naming the file, if it is not a checkpoint or its config does not rebuild a
+            model its weights fit.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    payload = load_checkpoint(checkpoint_path)
+    src_tokenizer, tgt_tokenizer = (
+        Tokenizer.from_bytes(payload["tokenizers"][side], f"{checkpoint_path} (tokenizers.{side})") for side in SIDES
+    )
+    config = payload["config"]
+    if not isinstance(config.get("model"), dict):
+        raise UserError(f"{checkpoint_path}: its config has no model section to rebuild the model from")
+    try:
+        model = instantiate(
+            OmegaConf.create(config["model"]),
+            src_vocab_size=src_tokenizer.vocab_size,
+            tgt_vocab_size=tgt_tokenizer.vocab_size,
+        )
+    except InstantiationException as error:  # e.g. a `_target_` this version of nmt does not have
+        raise UserError(
+            f"{checkpoint_path}: its model config does not build ({str(error).strip().splitlines()[0]})"
+        ) from None
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise UserError(
+            f"{checkpoint_path}: weights do not fit the model of its config ({str(error).splitlines()[0]})"
+        ) from None
+    return model.to(device).eval(), src_tokenizer, tgt_tokenizer, config

@@ -1,0 +1,19 @@
+"""Metrics: sacreBLEU scores and significance tests; word alignments and AER."""
+
+from nmt.utils.exports import lazy_exports
+
+EXPORTS = {
+    "Scores": "bleu",
+    "score": "bleu",
+    "paired_bootstrap": "bleu",
+    "group_bootstrap": "bleu",
+    "is_better": "bleu",
+    "Alignment": "alignment",
+    "alignment_error_rate": "alignment",
+    "argmax_alignment": "alignment",
+    "read_pharaoh": "alignment",
+    "format_pharaoh": "alignment",
+    "summarize_attention": "alignment",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -1,0 +1,208 @@
+"""Attention diagnostics and word alignments: entropy, coverage, hard alignments, Pharaoh files, AER.
+
+An attention matrix is (T, S): row t holds the weights output position t gave the S source
+positions, as the model produced them (rows sum to one; `nmt.training.board.AttentionExample.weights`
+is one, with the "</s>" row and column).
+
+A link `(i, j)` joins source position i to target position j, and is written `i-j` in
+Pharaoh format (source first, as Moses, fast_align and the usual gold standards do). Gold
+files mark sure links `i-j` and possible links `i?j` on one line per sentence; sure links are
+possible too (S ⊆ P), as AER requires.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nmt.data.corpus import read_lines
+from nmt.utils.errors import UserError
+
+WORD_START = "\u2581"
+"""Sentencepiece's mark ("▁") on a piece that begins a new word."""
+
+Link = tuple[int, int]
+"""(source position, target position)."""
+
+
+def attention_entropy(weights: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each output position's attention: 0 when it looks at one source
+    position, log S when it spreads evenly over all S.
+
+    Args:
+        weights: (T, S) attention, rows summing to one.
+
+    Returns:
+        (T,) entropies (0 · log 0 counts as 0).
+    """
+    logs = np.log(weights, where=weights > 0, out=np.zeros_like(weights, dtype=float))
+    return -(weights * logs).sum(axis=-1)
+
+
+def argmax_coverage(weights: np.ndarray) -> float:
+    """Fraction of source positions that are the most attended position of some output position.
+
+    Low coverage means the model keeps looking at a few words (and likely drops the others).
+    """
+    return len(set(weights.argmax(axis=-1).tolist())) / weights.shape[-1]
+
+
+def attention_mass(weights: np.ndarray) -> np.ndarray:
+    """(S,) total attention each source position received over all output steps (a soft fertility:
+    about 1 for a word translated once, near 0 for one the model skipped)."""
+    return weights.sum(axis=0)
+
+
+@dataclass(frozen=True)
+class AttentionSummary:
+    """Corpus attention diagnostics.
+
+    Attributes:
+        sentence_entropy: mean entropy of each sentence's output positions (nats).
+        mean_entropy: mean over all output positions of the corpus (long sentences weigh more).
+        coverage: argmax-covered source positions / all source positions, over the corpus.
+    """
+
+    sentence_entropy: list[float]
+    mean_entropy: float
+    coverage: float
+
+
+def summarize_attention(matrices: Sequence[np.ndarray]) -> AttentionSummary:
+    """Entropy and coverage of each sentence's (T, S) attention, and of the corpus.
+
+    Raises:
+        ValueError: if there is no matrix, or one is not (T, S) with T, S > 0.
+    """
+    if not matrices or any(m.ndim != 2 or 0 in m.shape for m in matrices):
+        raise ValueError("need at least one attention matrix, each (T, S) with T, S > 0")
+    entropies = [attention_entropy(m) for m in matrices]
+    covered = sum(argmax_coverage(m) * m.shape[1] for m in matrices)
+    return AttentionSummary(
+        [float(e.mean()) for e in entropies],
+        float(np.concatenate(entropies).mean()),
+        covered / sum(m.shape[1] for m in matrices),
+    )
+
+
+def argmax_alignment(weights: np.ndarray) -> set[Link]:
+    """Aligns every output position to the source position it attends to most: {(source, target)}."""
+    return {(int(source), target) for target, source in enumerate(weights.argmax(axis=-1))}
+
+
+def word_indices(pieces: Sequence[str]) -> list[int]:
+    """The word each sentencepiece piece belongs to: a piece starting with "▁" begins a new word
+    (a lone "▁" too: the piece after it continues that word); leading pieces without it are word 0."""
+    indices, word = [], 0
+    for position, piece in enumerate(pieces):
+        word += position > 0 and piece.startswith(WORD_START)
+        indices.append(word)
+    return indices
+
+
+def pieces_to_words(links: Iterable[Link], source_pieces: Sequence[str], target_pieces: Sequence[str]) -> set[Link]:
+    """Piece-level links -> word-level links: two words are aligned when any of their pieces are.
+
+    Pass the pieces without "</s>": links to positions past the pieces given (the "</s>" row or
+    column) are dropped, so an output that attends mostly to "</s>" stays unaligned.
+    """
+    source_words, target_words = word_indices(source_pieces), word_indices(target_pieces)
+    return {(source_words[i], target_words[j]) for i, j in links if i < len(source_words) and j < len(target_words)}
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """One sentence's links: for gold, AER's S and P; for hypotheses, `possible` (every link) is A."""
+
+    sure: frozenset[Link]
+    possible: frozenset[Link]  # includes every sure link
+
+
+def parse_pharaoh(line: str, where: str) -> Alignment:
+    """Parses `0-0 1-2 2?3`: `i-j` a sure link, `i?j` a possible one (an empty line: no links).
+
+    Args:
+        where: "file:line", for the error message.
+
+    Raises:
+        UserError: naming `where` and the first token that is not `i-j` or `i?j`.
+    """
+    sure, possible = set(), set()
+    for token in line.split():
+        separator = "-" if "-" in token else "?"
+        source, _, target = token.partition(separator)
+        if not (source.isdecimal() and target.isdecimal()):  # also rejects "", signs and "1-2-3"
+            raise UserError(f"{where}: bad alignment link {token!r} (expected i-j for sure or i?j for possible)")
+        link = (int(source), int(target))
+        possible.add(link)
+        if separator == "-":
+            sure.add(link)
+    return Alignment(frozenset(sure), frozenset(possible))
+
+
+def read_pharaoh(path: str | Path) -> list[Alignment]:
+    """One `Alignment` per line of a Pharaoh file.
+
+    Raises:
+        UserError: if the file is unreadable or a link is malformed (naming file and line).
+    """
+    return [parse_pharaoh(line, f"{path}:{number}") for number, line in enumerate(read_lines(path), start=1)]
+
+
+def format_pharaoh(links: Iterable[Link]) -> str:
+    """Links as one Pharaoh line `i-j ...`, sorted by source then target position."""
+    return " ".join(f"{i}-{j}" for i, j in sorted(links))
+
+
+def write_pharaoh(path: str | Path, alignments: Iterable[Iterable[Link]]) -> None:
+    """Writes one line of sure links per sentence."""
+    Path(path).write_text("".join(format_pharaoh(links) + "\n" for links in alignments), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class AlignmentScores:
+    """Corpus AER, precision and recall (Och & Ney, 2003), and the link counts behind them.
+
+    Precision = |A∩P| / |A|, recall = |A∩S| / |S|, AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|);
+    a ratio with nothing to count (no links at all) is NaN.
+    """
+
+    aer: float
+    precision: float
+    recall: float
+    hypothesis_links: int
+    sure_links: int
+    possible_links: int
+
+    def __str__(self) -> str:
+        return (
+            f"AER {self.aer:.4f}\nprecision {self.precision:.4f}\nrecall {self.recall:.4f}\n"
+            f"links: {self.hypothesis_links} hypothesis, {self.sure_links} sure, "
+            f"{self.possible_links} possible (sure included)"
+        )
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def alignment_error_rate(hypotheses: Sequence[Iterable[Link]], gold: Sequence[Alignment]) -> AlignmentScores:
+    """Scores hypothesis links A against gold sure S and possible P links, summing counts over sentences.
+
+    Raises:
+        ValueError: if the two have different numbers of sentences.
+    """
+    if len(hypotheses) != len(gold):
+        raise ValueError(f"{len(hypotheses)} hypothesis sentences, {len(gold)} gold sentences")
+    a = s = p = a_and_s = a_and_p = 0
+    for links, reference in zip(hypotheses, gold):
+        links = set(links)
+        a, s, p = a + len(links), s + len(reference.sure), p + len(reference.possible)
+        a_and_s += len(links & reference.sure)
+        a_and_p += len(links & reference.possible)
+    aer = 1 - _ratio(a_and_s + a_and_p, a + s)
+    return AlignmentScores(aer, _ratio(a_and_p, a), _ratio(a_and_s, s), a, s, p)

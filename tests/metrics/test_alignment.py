@@ -1,0 +1,122 @@
+"""Attention diagnostics, hard alignments, Pharaoh files and AER, against hand-worked examples."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from nmt.cli.aer import main as aer_main
+from nmt.metrics.alignment import (
+    Alignment,
+    alignment_error_rate,
+    argmax_alignment,
+    argmax_coverage,
+    attention_entropy,
+    attention_mass,
+    parse_pharaoh,
+    pieces_to_words,
+    read_pharaoh,
+    summarize_attention,
+    word_indices,
+    write_pharaoh,
+)
+from nmt.utils.errors import UserError
+
+
+@pytest.mark.parametrize("size", [1, 2, 7])
+def test_entropy_is_log_size_for_uniform_and_zero_for_one_hot(size):
+    uniform = np.full((3, size), 1.0 / size)
+    assert np.allclose(attention_entropy(uniform), math.log(size))
+    one_hot = np.eye(size)
+    assert np.array_equal(attention_entropy(one_hot), np.zeros(size))
+
+
+def test_coverage_mass_and_corpus_summary():
+    weights = np.array([[0.7, 0.1, 0.1, 0.1], [0.6, 0.2, 0.1, 0.1], [0.1, 0.1, 0.2, 0.6]])
+    assert argmax_coverage(weights) == 2 / 4  # positions 0 and 3 are someone's argmax
+    assert np.allclose(attention_mass(weights), [1.4, 0.4, 0.4, 0.8])
+
+    uniform, one_hot = np.full((2, 4), 0.25), np.array([[0.0, 1.0]])
+    summary = summarize_attention([uniform, one_hot])
+    assert np.allclose(summary.sentence_entropy, [math.log(4), 0.0])
+    assert math.isclose(summary.mean_entropy, 2 * math.log(4) / 3)  # three output positions in all
+    assert math.isclose(summary.coverage, (1 + 1) / (4 + 2))  # uniform rows: argmax 0 only; one-hot: 1 of 2
+
+
+def test_argmax_alignment_and_pieces_to_words():
+    # source "▁Der ▁Hunde besitzer </s>", output "▁The ▁dog ▁own er </s>"
+    weights = np.array(
+        [
+            [0.8, 0.1, 0.05, 0.05],
+            [0.1, 0.7, 0.1, 0.1],
+            [0.1, 0.2, 0.6, 0.1],
+            [0.1, 0.1, 0.2, 0.6],  # "er" looks at </s>: unaligned after conversion
+            [0.0, 0.0, 0.1, 0.9],
+        ]
+    )
+    links = argmax_alignment(weights)
+    assert links == {(0, 0), (1, 1), (2, 2), (3, 3), (3, 4)}
+    source, output = ["▁Der", "▁Hunde", "besitzer"], ["▁The", "▁dog", "▁own", "er"]
+    assert word_indices(source) == [0, 1, 1] and word_indices(output) == [0, 1, 2, 2]
+    # piece links (2, 2) "besitzer"-"▁own" -> word link (1, 2); links to </s> are dropped
+    assert pieces_to_words(links, source, output) == {(0, 0), (1, 1), (1, 2)}
+
+
+def test_word_indices_lone_marker_and_leading_piece():
+    assert word_indices(["▁", "5", "▁km"]) == [0, 0, 1]  # "▁" + "5" is the word "5"
+    assert word_indices(["ab", "c", "▁d"]) == [0, 0, 1]  # no marker at the start: still word 0
+
+
+def write(path, lines):
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def test_aer_precision_recall_by_hand(tmp_path, capsys):
+    gold = write(tmp_path / "gold.txt", ["0-0 1-1 1?2 2?2", "0-1 1-0", ""])
+    hyp = write(tmp_path / "hyp.txt", ["0-0 1-2 2-1", "0-1 1-0 1-1", "0-0"])
+    # sentence 1: A={00,12,21} S={00,11} P={00,11,12,22}: |A∩S|=1 |A∩P|=2
+    # sentence 2: A={01,10,11} S=P={01,10}:                |A∩S|=2 |A∩P|=2
+    # sentence 3: A={00} S=P={}:                            |A∩S|=0 |A∩P|=0
+    # totals |A|=7 |S|=4 |P|=6 |A∩S|=3 |A∩P|=4
+    # AER = 1 - (3 + 4) / (7 + 4) = 4/11; precision = |A∩P|/|A| = 4/7; recall = |A∩S|/|S| = 3/4
+    scores = alignment_error_rate([a.possible for a in read_pharaoh(hyp)], read_pharaoh(gold))
+    assert math.isclose(scores.aer, 4 / 11) and math.isclose(scores.precision, 4 / 7)
+    assert math.isclose(scores.recall, 3 / 4)
+    assert (scores.hypothesis_links, scores.sure_links, scores.possible_links) == (7, 4, 6)
+
+    aer_main(["--hyp-align", str(hyp), "--gold", str(gold)])
+    assert capsys.readouterr().out.splitlines()[:3] == ["AER 0.3636", "precision 0.5714", "recall 0.7500"]
+
+
+def test_perfect_alignment_has_zero_aer_and_files_round_trip(tmp_path):
+    links = [{(0, 0), (2, 1), (1, 2)}, set(), {(3, 0)}]
+    path = tmp_path / "a.txt"
+    write_pharaoh(path, links)
+    assert path.read_text() == "0-0 1-2 2-1\n\n3-0\n"
+    read = read_pharaoh(path)
+    assert [a.sure for a in read] == links and [a.possible for a in read] == links
+    assert alignment_error_rate(links, read).aer == 0.0
+
+
+def test_gold_sure_links_are_possible():
+    assert parse_pharaoh("0-0 1?1", "x:1") == Alignment(frozenset({(0, 0)}), frozenset({(0, 0), (1, 1)}))
+
+
+@pytest.mark.parametrize("token", ["x-2", "1-", "3", "1-2-3", "-1-2", "1?2-3", "1:2"])
+def test_malformed_link_names_file_and_line(tmp_path, token, capsys):
+    path = write(tmp_path / "bad.txt", ["0-0", f"0-1 {token}"])
+    with pytest.raises(UserError, match=re.escape(f"bad.txt:2: bad alignment link '{token}'")):
+        read_pharaoh(path)
+    gold = write(tmp_path / "gold.txt", ["0-0", "0-1"])
+    with pytest.raises(SystemExit) as exit_:
+        aer_main(["--hyp-align", str(path), "--gold", str(gold)])
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_line_count_mismatch_is_a_user_error(tmp_path, capsys):
+    hyp, gold = write(tmp_path / "hyp.txt", ["0-0"]), write(tmp_path / "gold.txt", ["0-0", "1-1"])
+    with pytest.raises(SystemExit):
+        aer_main(["--hyp-align", str(hyp), "--gold", str(gold)])
+    assert f"{hyp} has 1 lines, {gold} has 2" in capsys.readouterr().err
