@@ -454,7 +454,7 @@ PEAK_AT_EXIT = (
     "torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else "
     "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10))"
 )
-"""Prints, as the peer's process ends, its peak memory as ours is measured (`nmt.training.trainer.peak_memory_mb`)."""
+"""Prints, as the peer's process ends, its peak memory as ours is measured (`nmt.training.train_log.peak_memory_mb`)."""
 
 IMPORT_STUBS = ("spacy", "fasttext")
 """OpenNMT-py 3.5.1 imports every transform at start-up, these two packages among them (spaCy

@@ -19,7 +19,7 @@ from nmt.decoding.batches import translate_ids
 from nmt.decoding.loading import load_model
 from nmt.decoding.search import BeamSearch, GreedySearch
 from nmt.training.loss import token_loss_sum
-from nmt.training.trainer import peak_memory_mb
+from nmt.training.train_log import peak_memory_mb
 from nmt.utils.precision import autocast
 from tests.conftest import random_sentences
 from tests.modules.test_decoders import build

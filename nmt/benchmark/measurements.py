@@ -36,7 +36,8 @@ from nmt.metrics.bleu import score
 from nmt.modules import onednn
 from nmt.training import experiment
 from nmt.training.run_layout import RunLayout
-from nmt.training.trainer import Trainer, peak_memory_mb
+from nmt.training.train_log import peak_memory_mb
+from nmt.training.trainer import Trainer
 from nmt.utils.device import resolve_device
 from nmt.utils.errors import UserError
 from nmt.utils.heap import bound_onednn_cache

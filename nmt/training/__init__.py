@@ -19,6 +19,8 @@ EXPORTS = {
     "TrainingState": "checkpointing",
     "RunLayout": "run_layout",
     "Board": "board",
+    "Window": "train_log",
+    "peak_memory_mb": "train_log",
     "Distributed": "distributed",
     "init_distributed": "distributed",
 }

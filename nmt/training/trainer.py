@@ -1,4 +1,7 @@
-"""The training loop: the update step, validation, checkpoints, resume, and what gets logged.
+"""The training loop: the update step, the loop with its limits, and validation.
+
+What gets saved and how a run resumes is `nmt.training.checkpointing`; what gets logged,
+`nmt.training.train_log`.
 
 `train_step` is the whole optimization step and stays small: mixed precision, gradient
 accumulation and data parallelism live there and in `Trainer.__init__`, nowhere else.
@@ -12,9 +15,8 @@ import contextlib
 import functools
 import logging
 import math
-import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from nmt.training.distributed import Distributed, shard
 from nmt.training.loss import token_loss_sum
 from nmt.training.run_layout import RunLayout
 from nmt.training.schedulers import steps_on_budget, steps_on_validation
+from nmt.training.train_log import Window, report
 from nmt.training.validation import ValidationData, ValidationResult, validate
 from nmt.utils.errors import UserError
 from nmt.utils.heap import trim_heap
@@ -158,16 +161,6 @@ class TrainerConfig:
             )
 
 
-@dataclass
-class _Window:
-    """Training figures since the last log line."""
-
-    start: float = field(default_factory=time.monotonic)
-    loss_sum: float = 0.0
-    target_tokens: int = 0
-    sentences: int = 0
-
-
 class Trainer:
     """Trains a model, validates it, and keeps checkpoints and TensorBoard events in a run.
 
@@ -285,7 +278,7 @@ class Trainer:
         else:
             scheduler.step()
 
-    def _update(self, group: list[list[int]], window: _Window) -> bool:
+    def _update(self, group: list[list[int]], window: Window) -> bool:
         """Makes one update from a group of global batches; returns False if it was skipped."""
         shares = [shard(indices, self.distributed.rank, self.distributed.world_size) for indices in group]
         batches = [self.train_data.collate(indices).to(self.device) for indices, _ in shares]
@@ -305,9 +298,7 @@ class Trainer:
         progress.bad_steps_in_a_row = 0
         if progress.step % HEAP_TRIM_EVERY == 0 and self.device.type == "cpu":  # GPU tensors are not on the heap
             trim_heap()
-        window.loss_sum += loss * total_tokens
-        window.target_tokens += total_tokens
-        window.sentences += sentences
+        window.add(loss, total_tokens, sentences)
         if progress.step % self.config.log_every == 0:
             self._log_train(grad_norm, window)
         return True
@@ -389,7 +380,7 @@ class Trainer:
             dynamic_ncols=True,
             disable=None if config.progress_bar and self.distributed.is_main else True,
         )
-        window = _Window()
+        window = Window()
         while not self._limit_reached(step):
             order = self.train_data.batch_order(progress.epoch)
             while progress.batch_in_epoch < len(order) and not self._limit_reached(step):
@@ -399,13 +390,13 @@ class Trainer:
                     continue
                 bar.update()
                 if progress.step % config.log_every == 0:
-                    bar.set_postfix(loss=f"{window.loss_sum / max(window.target_tokens, 1):.3f}")
+                    bar.set_postfix(loss=f"{window.loss:.3f}")
                 if progress.step % config.valid_every == 0:
                     self._validate_and_save()
                 elif config.save_every and progress.step % config.save_every == 0:
                     self._save({}, best=False)
                 if progress.step % config.log_every == 0 or progress.validated_at == progress.step:
-                    window = _Window()
+                    window = Window()
             if progress.batch_in_epoch >= len(order):
                 progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
         bar.close()
@@ -438,32 +429,18 @@ class Trainer:
 
     # --- logging ------------------------------------------------------------------------------
 
-    def _log_train(self, grad_norm: float, window: _Window) -> None:
+    def _log_train(self, grad_norm: float, window: Window) -> None:
         start = time.monotonic()
-        seconds = max(start - window.start, 1e-9)
-        loss = window.loss_sum / max(window.target_tokens, 1)
-        scalars = {
-            "loss": loss,
-            "ppl": math.exp(min(loss, 100.0)),
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "grad_norm": grad_norm,
-            "tokens_per_s": window.target_tokens / seconds,
-            "sentences_per_s": window.sentences / seconds,
-            "peak_memory_mb": peak_memory_mb(self.device),
-            "skipped_steps": self.progress.skipped_steps,
-        }
-        if self.scaler.is_enabled():
-            scalars["grad_scale"] = self.scaler.get_scale()
-        self.board.scalars("train", scalars, self.progress.step)
-        log.info(
-            "step %d: loss %.3f lr %.3g grad norm %.2f, %.0f target tokens/s, %.0f sentences/s, peak %.0f MB",
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        report(
+            self.board,
+            window,
             self.progress.step,
-            loss,
-            scalars["lr"],
-            grad_norm,
-            scalars["tokens_per_s"],
-            scalars["sentences_per_s"],
-            scalars["peak_memory_mb"],
+            lr=self.optimizer.param_groups[0]["lr"],
+            grad_norm=grad_norm,
+            skipped_steps=self.progress.skipped_steps,
+            grad_scale=scale,
+            device=self.device,
         )
         self.progress.logging_seconds += time.monotonic() - start
 
@@ -596,10 +573,3 @@ class Trainer:
         if started is not None and self.config.precision == "auto":
             return PrecisionChoice(started, "auto, as the resumed run started")
         return choose_precision(self.config.precision, self.device)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory so far: allocated tensors on CUDA, resident set size on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
