@@ -32,21 +32,21 @@ report() {
     mkdir -p "$OUT"
     # Sweep job numbers: the attention value outer, the seed inner (bahdanau/0-2 additive, 3-5 dot,
     # 6-8 general; luong/0-2 dot, 3-5 general, 6-8 concat, 9-11 location; encdec/0-2).
-    nmt-collect multirun/study/bahdanau multirun/study/encdec \
+    $PYTHON -m nmt.cli.collect multirun/study/bahdanau multirun/study/encdec \
         --output "$OUT/bahdanau_decoder" --by-length "$OUT/bahdanau_decoder_by_length" --bucket-width 3
-    nmt-collect multirun/study/luong \
+    $PYTHON -m nmt.cli.collect multirun/study/luong \
         --output "$OUT/luong_decoder" --by-length "$OUT/luong_decoder_by_length" --bucket-width 3
-    nmt-collect multirun/study --output "$OUT/all_systems"
-    nmt-collect multirun/study --runs --output "$OUT/runs"
+    $PYTHON -m nmt.cli.collect multirun/study --output "$OUT/all_systems"
+    $PYTHON -m nmt.cli.collect multirun/study --runs --output "$OUT/runs"
     # Three fixed test sentences of 11-12 words, the reference teacher-forced; seed 1 of each system.
-    nmt-attention --lines 3 10 20 \
+    $PYTHON -m nmt.cli.attention --lines 3 10 20 \
         --src data/multi30k/test_2016_flickr.de --ref data/multi30k/test_2016_flickr.en \
         --system additive=multirun/study/bahdanau/0/checkpoints/best.pt \
         --system dot=multirun/study/bahdanau/3/checkpoints/best.pt \
         --system general=multirun/study/bahdanau/6/checkpoints/best.pt \
         --system "none (encdec)"=multirun/study/encdec/0/checkpoints/best.pt \
         --output "$OUT/bahdanau_decoder_attention"
-    nmt-attention --lines 3 10 20 \
+    $PYTHON -m nmt.cli.attention --lines 3 10 20 \
         --src data/multi30k/test_2016_flickr.de --ref data/multi30k/test_2016_flickr.en \
         --system dot=multirun/study/luong/0/checkpoints/best.pt \
         --system general=multirun/study/luong/3/checkpoints/best.pt \

@@ -13,13 +13,14 @@ if [ $# -ne 1 ] || [ ! -f "$1" ]; then
   echo "usage: bash scripts/docs_figures.sh CHECKPOINT (a German -> English model, e.g. +experiment=bahdanau_best)" >&2
   exit 2
 fi
+PYTHON=${PYTHON:-python}
 system="bahdanau_best=$1"
 sentences=docs/figures/sentences.de
 lines=$(wc -l < "$sentences")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-nmt-attention --system "$system" --src "$sentences" --lines 1 --target translation --output "$scratch/attention"
-nmt-attention --system "$system" --src "$sentences" --lines $(seq 1 "$lines") --target translation \
+$PYTHON -m nmt.cli.attention --system "$system" --src "$sentences" --lines 1 --target translation --output "$scratch/attention"
+$PYTHON -m nmt.cli.attention --system "$system" --src "$sentences" --lines $(seq 1 "$lines") --target translation \
   --output "$scratch/attention_examples"
 mkdir -p docs/images
 cp "$scratch/attention.png" "$scratch/attention_examples.png" docs/images/

@@ -45,13 +45,13 @@ ablation() {
 }
 
 score() {  # score METRIC HYP REF: sacreBLEU's BLEU or chrF of a detokenized file
-    nmt-evaluate --hyp "$2" --ref "$3" | sed -n "s/^$1 \([0-9.]*\).*/\1/p" | head -1
+    $PYTHON -m nmt.cli.evaluate --hyp "$2" --ref "$3" | sed -n "s/^$1 \([0-9.]*\).*/\1/p" | head -1
 }
 
 decode() {  # decode HYP ALPHA PREFIX CHECKPOINT...: beam 5 on PREFIX.de into HYP (several checkpoints: an ensemble)
     local hyp=$1 alpha=$2 prefix=$3
     shift 3
-    nmt-translate --checkpoint "$@" --input "$prefix.de" --alpha "$alpha" --output "$hyp"
+    $PYTHON -m nmt.cli.translate --checkpoint "$@" --input "$prefix.de" --alpha "$alpha" --output "$hyp"
 }
 
 hyp_path() {  # hyp_path RUN CHECKPOINT ALPHA PREFIX: where decode_bleu writes the checkpoint's output
@@ -70,7 +70,7 @@ decode_table() {  # beam-5 BLEU on val and test: each run's best.pt and the aver
     echo "| --- | --- | --- | --- | --- |"
     for run in "$ABLATION"/*/; do
         run=${run%/}
-        [ -f "$run/averaged_last5.pt" ] || nmt-average --run "$run" --last 5 \
+        [ -f "$run/averaged_last5.pt" ] || $PYTHON -m nmt.cli.average --run "$run" --last 5 \
             --output "$run/averaged_last5.pt" > /dev/null
         for checkpoint in checkpoints/best.pt averaged_last5.pt; do
             for alpha in ${ALPHAS:-1.0}; do
@@ -127,11 +127,11 @@ report() {  # report [PART...]: the tables of the parts named (ablation, budget,
     for part in "${parts[@]}"; do
         case $part in
             ablation)
-                nmt-collect "$ABLATION" --output "$OUT/recipe_ablation"
+                $PYTHON -m nmt.cli.collect "$ABLATION" --output "$OUT/recipe_ablation"
                 decode_table > "$OUT/recipe_ablation_decoding.md" ;;
-            budget) nmt-collect "$BUDGET" --output "$OUT/recipe_20_minutes" ;;
+            budget) $PYTHON -m nmt.cli.collect "$BUDGET" --output "$OUT/recipe_20_minutes" ;;
             two_hours)
-                nmt-collect "$TWO_HOURS" --output "$OUT/recipe_2_hours"
+                $PYTHON -m nmt.cli.collect "$TWO_HOURS" --output "$OUT/recipe_2_hours"
                 ensemble_table > "$OUT/recipe_2_hours_ensemble.md" ;;
             *) echo "report: unknown part $part (ablation, budget, two_hours)" >&2; exit 2 ;;
         esac

@@ -56,7 +56,7 @@ def test_an_unknown_key_is_named():
 )
 def test_every_config_trains_a_few_steps_on_the_toy_task(overrides, tmp_path):
     # compile=false: compiling takes ~30 s a run; the compiled step and loss have their own tests
-    # (test_decoders, test_loss, and test_training's slow one)
+    # (test_decoders, test_loss, and test_trainer's slow one)
     cfg = compose_train(
         *overrides,
         "data=toy",

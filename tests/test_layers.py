@@ -1,6 +1,6 @@
 """The package's layers: a module imports only from its own package or from layers below it.
 
-The order (README's architecture): utils -> data -> modules -> checkpoint, metrics -> decoding ->
+The order (docs/architecture.md): utils -> data -> modules -> checkpoint, metrics -> decoding ->
 training -> analysis -> benchmark -> cli. An import that runs up (e.g. decoding reaching into
 training) or sideways between packages of one rank fails here with the line that does it.
 """

@@ -2,7 +2,7 @@
 
     nmt-attention --system additive=runs/a/checkpoints/best.pt --system dot=runs/b/checkpoints/best.pt \\
         --src data/multi30k/test_2016_flickr.de --ref data/multi30k/test_2016_flickr.en \\
-        --lines 3 17 42 --output docs/figures/attention
+        --lines 3 17 42 --output docs/results/study_attention
 
 One row per sentence, one column per system, one colour scale (0 to 1) for every panel. By default
 each system reads the reference translation (teacher forcing), so the panels of a row have the same

@@ -12,7 +12,7 @@ Counting runs on a CPU copy of the model in fp32, whatever device and precision 
 FLOPs are a property of the model and the batch shapes. On the CPU `nn.GRU` (packed sequences
 included) runs as addmm calls the counter sees; on CUDA it is one fused cuDNN call
 (`aten._cudnn_rnn`) the counter has no formula for and would count as zero. The count is
-checked against one written by hand in `tests/test_benchmark.py`.
+checked against one written by hand in `tests/benchmark/test_benchmark.py`.
 """
 
 from __future__ import annotations

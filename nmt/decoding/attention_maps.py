@@ -3,7 +3,7 @@ heatmaps with the subword pieces as labels.
 
 Drawn with matplotlib's object API (`Figure` + Agg canvas, no pyplot): nothing is registered
 globally, so figures cannot leak and drawing is safe off the main thread. TensorBoard
-(`nmt.training.board`), `nmt-translate --attention` and the comparison figures all draw here.
+(`nmt.training.board`), `nmt-translate --heatmaps` and the comparison figures all draw here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Attention diagnostics and word alignments: entropy, coverage, hard alignments, Pharaoh files, AER.
 
 An attention matrix is (T, S): row t holds the weights output position t gave the S source
-positions, as the model produced them (rows sum to one; `nmt.training.board.AttentionExample.weights`
+positions, as the model produced them (rows sum to one; `nmt.decoding.attention_maps.AttentionExample.weights`
 is one, with the "</s>" row and column).
 
 A link `(i, j)` joins source position i to target position j, and is written `i-j` in

@@ -57,8 +57,8 @@ def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> tor
     pass over every gradient when nothing is clipped.
 
     `clip_grad_norm_` multiplies every gradient by min(1, max_norm / (norm + 1e-6)) even when that
-    is 1, so as not to wait for the norm on a GPU; on the CPU that multiply by 1 read and wrote all
-    10M gradients of `bahdanau`, 2-3% of an update, so there the norm is read first. On a GPU the
+    is 1, so as not to wait for the norm on a GPU; on the CPU that multiply by 1 reads and writes
+    every gradient, so there the norm is read first. On a GPU the
     multiply is one cheap kernel and reading the norm would stall the queue: torch's way.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -483,11 +483,10 @@ class Trainer:
         """Averages the last `average_last` step checkpoints and validates the average, which
         replaces `best.pt` if it beats the best so far: the choice is made on validation, as for
         any checkpoint. Rank 0 alone, after training: the other ranks have nothing left to do."""
-        progress = self.progress
+        progress, start = self.progress, time.monotonic()
         found = self.checkpoints.average_of_last(self.config.average_last)
         if found is None:
             return
-        start = time.monotonic()
         averaged, steps = found
         trained = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
         self.model.load_state_dict(averaged["model"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,6 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
         return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
 
     def __dir__() -> list[str]:
-        return sorted(exports)
+        return sorted({*exports, *vars(sys.modules[package])})
 
     return __getattr__, __dir__
