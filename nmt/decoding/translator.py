@@ -25,9 +25,10 @@ import torch
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.batches import translate_hypotheses
 from nmt.decoding.ensemble import Ensemble
+from nmt.decoding.forced import force_decode_all
 from nmt.decoding.loading import load_model
 from nmt.decoding.search import Decodable, Hypothesis, Search, build_search
-from nmt.metrics.alignment import argmax_alignment, pieces_to_words
+from nmt.metrics.alignment import Link, argmax_alignment, grow_diag_final, pieces_to_words
 from nmt.utils.device import resolve_device
 from nmt.utils.errors import UserError
 from nmt.utils.precision import check_precision, choose_precision
@@ -64,6 +65,28 @@ class Translation:
     target_pieces: list[str]
     attention: np.ndarray | None = None
     alignment: list[tuple[int, int]] | None = None
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """A given translation of one sentence, scored by the model (forced decoding).
+
+    Attributes:
+        log_prob: log P(target + EOS | source).
+        token_log_probs: log P of each target piece, then of EOS.
+        perplexity: exp of the negative mean of `token_log_probs`.
+        source_pieces: the source's subword pieces, without EOS.
+        target_pieces: the target's subword pieces, without EOS.
+        attention: (len(target_pieces) + 1, len(source_pieces) + 1) weights, EOS row and column
+            included, when asked for; else None.
+    """
+
+    log_prob: float
+    token_log_probs: list[float]
+    perplexity: float
+    source_pieces: list[str]
+    target_pieces: list[str]
+    attention: np.ndarray | None = None
 
 
 class Translator:
@@ -216,6 +239,78 @@ class Translator:
             results[index] = [self._translation(source_pieces, hypothesis) for hypothesis in hypotheses]
         return results
 
+    def score(
+        self, sources: Sequence[str], targets: Sequence[str], *, attention: bool = False, first_line: int = 1
+    ) -> list[PairScore | None]:
+        """How probable the model finds each given translation (forced decoding,
+        `nmt.decoding.forced`), in the decoding precision; None for a pair with an empty side.
+
+        Args:
+            sources: raw source sentences.
+            targets: their translations, one per source.
+            attention: also return the attention that produced each target piece.
+            first_line: the line number of the first pair, for warnings and errors.
+
+        Raises:
+            UserError: when the two lists differ in length, or `attention` for a model without it.
+        """
+        if len(sources) != len(targets):
+            raise UserError(f"{len(sources)} sources but {len(targets)} targets: give one target per source")
+        if attention and not self.has_attention:
+            raise UserError("this model has no attention (model/attention: null): no attention matrices or alignments")
+        todo = [i for i, (source, target) in enumerate(zip(sources, targets)) if source.strip() and target.strip()]
+        src_ids = self._encode([sources[i] for i in todo], [first_line + i for i in todo])
+        tgt_ids = self.tgt_tokenizer.encode([targets[i] for i in todo])
+        found = force_decode_all(
+            self.model, src_ids, tgt_ids, self.max_tokens, self.device, self.precision, attention=attention
+        )
+        results: list[PairScore | None] = [None] * len(sources)
+        for index, source, target, forced in zip(todo, src_ids, tgt_ids, found):
+            results[index] = PairScore(
+                forced.log_prob,
+                forced.token_log_probs.tolist(),
+                forced.perplexity,
+                self._pieces(self.src_tokenizer, source),
+                self._pieces(self.tgt_tokenizer, target),
+                forced.attention,
+            )
+        return results
+
+    def align(
+        self,
+        sources: Sequence[str],
+        targets: Sequence[str],
+        *,
+        reverse: Translator | None = None,
+        first_line: int = 1,
+        scores: Sequence[PairScore | None] | None = None,
+    ) -> list[list[Link]]:
+        """Word alignments of given translations, (source word, target word) links in Pharaoh's
+        order: each target piece to the source piece it attends to most, as words. With
+        `reverse`, a model of the other direction, both directions' links are symmetrized by
+        grow-diag-final (`nmt.metrics.alignment.grow_diag_final`). An empty pair has no links.
+        `scores`: this model's `score(sources, targets, attention=True)`, when already computed.
+
+        Raises:
+            UserError: as `score`, or when `reverse` reads another language than the targets'.
+        """
+        if scores is None:
+            scores = self.score(sources, targets, attention=True, first_line=first_line)
+        forward = [self._links(scored) for scored in scores]
+        if reverse is None:
+            return [sorted(links) for links in forward]
+        if reverse.src_tokenizer.model_bytes != self.tgt_tokenizer.model_bytes:
+            log.warning("the reverse model's source tokenizer is not this model's target tokenizer")
+        backward = reverse.score(targets, sources, attention=True, first_line=first_line)
+        return [
+            sorted(grow_diag_final(links, {(i, j) for j, i in reverse._links(scored)}))
+            for links, scored in zip(forward, backward)
+        ]
+
+    @staticmethod
+    def _links(scored: PairScore | None) -> set[Link]:
+        return set() if scored is None else _word_links(scored.attention, scored.source_pieces, scored.target_pieces)
+
     def _encode(self, sentences: list[str], line_numbers: list[int]) -> list[list[int]]:
         src_ids = self.src_tokenizer.encode(sentences)
         limit = self.max_source_length
@@ -232,10 +327,7 @@ class Translator:
         weights = alignment = None
         if hypothesis.attention is not None:
             weights = hypothesis.attention.double().cpu().numpy()
-            # The EOS output row goes; the EOS source column stays, so that a piece attending
-            # mostly to EOS stays unaligned (pieces_to_words drops links past the real pieces).
-            links = pieces_to_words(argmax_alignment(weights[:-1]), source_pieces, target_pieces)
-            alignment = sorted(links)
+            alignment = sorted(_word_links(weights, source_pieces, target_pieces))
         return Translation(
             self.tgt_tokenizer.decode([hypothesis.tokens])[0],
             hypothesis.score,
@@ -249,6 +341,13 @@ class Translator:
     @staticmethod
     def _pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
         return [tokenizer.processor.id_to_piece(i) for i in ids]
+
+
+def _word_links(weights: np.ndarray, source_pieces: list[str], target_pieces: list[str]) -> set[Link]:
+    """Word links from an attention matrix with its EOS row and column: the EOS output row goes;
+    the EOS source column stays, so that a piece attending mostly to EOS stays unaligned
+    (`pieces_to_words` drops links past the real pieces)."""
+    return pieces_to_words(argmax_alignment(weights[:-1]), source_pieces, target_pieces)
 
 
 def _decode_config(decode: dict[str, Any] | None, checkpoint: str | Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ EXPORTS = {
     "Alignment": "alignment",
     "alignment_error_rate": "alignment",
     "argmax_alignment": "alignment",
+    "grow_diag_final": "alignment",
     "read_pharaoh": "alignment",
     "format_pharaoh": "alignment",
     "summarize_attention": "alignment",

@@ -114,6 +114,47 @@ def pieces_to_words(links: Iterable[Link], source_pieces: Sequence[str], target_
     return {(source_words[i], target_words[j]) for i, j in links if i < len(source_words) and j < len(target_words)}
 
 
+NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def grow_diag_final(forward: Iterable[Link], backward: Iterable[Link]) -> set[Link]:
+    """Symmetrizes two directions' links (Koehn et al. 2003, as Moses does): start from their
+    intersection; grow it by links of the union next to a kept link (diagonals included) that
+    join a source or a target word not yet aligned, until nothing changes; finally add the
+    union's links whose source or target word is still unaligned.
+
+    Args:
+        forward: links (source, target) of the source -> target model.
+        backward: links (source, target) of the target -> source model, already as (source, target).
+    """
+    forward, backward = set(forward), set(backward)
+    union, links = forward | backward, forward & backward
+    sources, targets = {i for i, _ in links}, {j for _, j in links}
+
+    def add(link: Link) -> None:
+        links.add(link)
+        sources.add(link[0])
+        targets.add(link[1])
+
+    grown = True
+    while grown:
+        grown = False
+        for i, j in sorted(links):
+            for di, dj in NEIGHBOURS:
+                candidate = (i + di, j + dj)
+                if (
+                    candidate in union
+                    and candidate not in links
+                    and (candidate[0] not in sources or candidate[1] not in targets)
+                ):
+                    add(candidate)
+                    grown = True
+    for link in sorted(union - links):
+        if link[0] not in sources or link[1] not in targets:
+            add(link)
+    return links
+
+
 @dataclass(frozen=True)
 class Alignment:
     """One sentence's links: for gold, AER's S and P; for hypotheses, `possible` (every link) is A."""

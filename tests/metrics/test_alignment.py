@@ -1,6 +1,7 @@
 """Attention diagnostics, hard alignments, Pharaoh files and AER, against hand-worked examples."""
 
 import math
+import random
 import re
 
 import numpy as np
@@ -14,6 +15,7 @@ from nmt.metrics.alignment import (
     argmax_coverage,
     attention_entropy,
     attention_mass,
+    grow_diag_final,
     parse_pharaoh,
     pieces_to_words,
     read_pharaoh,
@@ -120,3 +122,33 @@ def test_line_count_mismatch_is_a_user_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         aer_main(["--hyp-align", str(hyp), "--gold", str(gold)])
     assert f"{hyp} has 1 lines, {gold} has 2" in capsys.readouterr().err
+
+
+def test_grow_diag_final_keeps_what_both_directions_agree_on():
+    links = {(0, 0), (1, 2), (2, 1)}
+    assert grow_diag_final(links, links) == links
+
+
+def test_grow_diag_final_grows_along_the_diagonal_then_adds_links_of_unaligned_words():
+    # Intersection {(0, 0), (1, 1)}; (2, 1) neighbours (1, 1) and joins the unaligned source word
+    # 2; (2, 2) neighbours (1, 1) diagonally and joins the unaligned target word 2; (4, 4), apart
+    # from everything, is added by the final step because both its words are unaligned.
+    forward = {(0, 0), (1, 1), (2, 1), (4, 4)}
+    backward = {(0, 0), (1, 1), (2, 2)}
+    assert grow_diag_final(forward, backward) == {(0, 0), (1, 1), (2, 1), (2, 2), (4, 4)}
+
+
+def test_grow_diag_final_leaves_out_a_link_between_two_aligned_words():
+    assert grow_diag_final({(0, 0), (1, 1)}, {(0, 0), (1, 1), (0, 1)}) == {(0, 0), (1, 1)}
+
+
+def test_grow_diag_final_lies_between_the_intersection_and_the_union():
+    rng = random.Random(5)
+    for _ in range(200):
+        forward = {(rng.randrange(6), rng.randrange(6)) for _ in range(rng.randrange(10))}
+        backward = {(rng.randrange(6), rng.randrange(6)) for _ in range(rng.randrange(10))}
+        found = grow_diag_final(forward, backward)
+        assert forward & backward <= found <= forward | backward
+        # every word either direction aligned stays aligned
+        assert {i for i, _ in forward | backward} == {i for i, _ in found}
+        assert {j for _, j in forward | backward} == {j for _, j in found}
