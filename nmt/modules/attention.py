@@ -1,4 +1,4 @@
-"""Attention: scorers define energies; `Attention` does masking, softmax and the weighted sum.
+"""Attention: scorers define energies; `Attention` does masking, normalization and the weighted sum.
 
 A scorer is one small class: `precompute(keys)` does the work that depends only on the source
 (once per batch, e.g. the projection U h(j) of additive attention), and `forward(query, keys)`
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nmt.modules.encoder import EncoderOutput
+from nmt.modules.normalizers import NORMALIZERS
 from nmt.modules.step_linear import StepLinear
 
 
@@ -216,15 +217,18 @@ class LocationScorer(Scorer):
 
 
 class Attention(nn.Module):
-    """Masked softmax over a scorer's energies and the weighted sum of the values.
+    """Masked normalization of a scorer's energies and the weighted sum of the values.
 
     Args:
         scorer: the energy function.
+        normalizer: `softmax`, or a sparse one, `sparsemax` or `entmax15` (`nmt.modules.normalizers`).
     """
 
-    def __init__(self, scorer: Scorer) -> None:
+    def __init__(self, scorer: Scorer, normalizer: str = "softmax") -> None:
         super().__init__()
-        self.scorer = scorer
+        if normalizer not in NORMALIZERS:
+            raise ValueError(f"normalizer={normalizer!r}: use one of {', '.join(NORMALIZERS)}")
+        self.scorer, self.normalizer = scorer, normalizer
 
     @property
     def uses_coverage(self) -> bool:
@@ -262,7 +266,8 @@ class Attention(nn.Module):
             energies = self.scorer(grouped, keys, coverage.view(sentences, -1, coverage.size(-1)))
         else:
             energies = self.scorer(grouped, keys)
-        weights = torch.softmax(energies.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)  # (B, G, S)
+        masked = energies.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = NORMALIZERS[self.normalizer](masked, -1)  # (B, G, S)
         context = torch.bmm(weights, values)  # (B, G, V)
         return context.flatten(0, 1), weights.flatten(0, 1)
 

@@ -90,6 +90,8 @@ class RecurrentDecoder(nn.Module):
         embedding_dropout: dropout on the target embeddings.
         hidden_dropout: dropout between GRU layers and on the RNN outputs.
         output_dropout: dropout on the readout.
+        normalizer: how the attention turns energies into weights: `softmax`, `sparsemax` or
+            `entmax15` (`nmt.modules.normalizers`).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class RecurrentDecoder(nn.Module):
         embedding_dropout: float,
         hidden_dropout: float,
         output_dropout: float,
+        normalizer: str = "softmax",
     ) -> None:
         super().__init__()
         self.num_layers, self.hidden_size = num_layers, hidden_size
@@ -115,7 +118,7 @@ class RecurrentDecoder(nn.Module):
         self.hidden_dropout = Dropout(hidden_dropout)
         self.output_dropout = Dropout(output_dropout)
         self.attention = (
-            Attention(scorer(query_size=hidden_size, key_size=key_size))
+            Attention(scorer(query_size=hidden_size, key_size=key_size), normalizer)
             if scorer is not None
             else FixedContext(2 * init_size, key_size)
         )
@@ -306,6 +309,7 @@ class BahdanauDecoder(RecurrentDecoder):
         embedding_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
         output_dropout: float = 0.0,
+        normalizer: str = "softmax",
     ) -> None:
         super().__init__(
             vocab_size,
@@ -321,6 +325,7 @@ class BahdanauDecoder(RecurrentDecoder):
             embedding_dropout=embedding_dropout,
             hidden_dropout=hidden_dropout,
             output_dropout=output_dropout,
+            normalizer=normalizer,
         )
         self.deep_output = DeepOutput(hidden_size + key_size + embedding_size, readout_size, deep_output)
 
@@ -361,6 +366,7 @@ class LuongDecoder(RecurrentDecoder):
         embedding_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
         output_dropout: float = 0.0,
+        normalizer: str = "softmax",
     ) -> None:
         super().__init__(
             vocab_size,
@@ -376,6 +382,7 @@ class LuongDecoder(RecurrentDecoder):
             embedding_dropout=embedding_dropout,
             hidden_dropout=hidden_dropout,
             output_dropout=output_dropout,
+            normalizer=normalizer,
         )
         self.input_feeding = input_feeding
         self.attentional_size = attentional_size

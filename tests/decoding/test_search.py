@@ -29,6 +29,10 @@ STYLES = {
     ),
     "luong_dot": partial(LuongDecoder, attentional_size=16, scorer=DotScorer),
     "luong_general_2_layers": partial(LuongDecoder, attentional_size=16, num_layers=2, scorer=GeneralScorer),
+    "bahdanau_entmax15": partial(
+        BahdanauDecoder, readout_size=8, scorer=partial(AdditiveScorer, hidden_size=12), normalizer="entmax15"
+    ),
+    "luong_sparsemax": partial(LuongDecoder, attentional_size=16, scorer=DotScorer, normalizer="sparsemax"),
     "no_attention": partial(BahdanauDecoder, readout_size=8, scorer=None),
 }
 ATTENDING = [style for style in STYLES if style != "no_attention"]
@@ -74,8 +78,10 @@ def gnmt(alpha):
 
 
 def coverage(attention, beta) -> float:
-    """GNMT's coverage penalty by hand: beta * sum_j log(min(sum_i a_ij, 1))."""
-    return beta * sum(math.log(min(float(column), 1.0)) for column in attention.sum(0))
+    """GNMT's coverage penalty by hand: beta * sum_j log(min(sum_i a_ij, 1)), a source position
+    no output attended to (sparse attention) counting as log of the smallest float64, not -inf."""
+    tiny = torch.finfo(torch.float64).tiny
+    return beta * sum(math.log(max(min(float(column), 1.0), tiny)) for column in attention.sum(0))
 
 
 def repeats_an_ngram(tokens, n) -> bool:

@@ -35,6 +35,10 @@ STYLES = {
     "luong_input_feeding": partial(LuongDecoder, attentional_size=16, input_feeding=True, scorer=GeneralScorer),
     "luong_no_input_feeding": partial(LuongDecoder, attentional_size=16, input_feeding=False, scorer=GeneralScorer),
     "luong_2_layers": partial(LuongDecoder, attentional_size=16, num_layers=2, scorer=GeneralScorer),
+    "bahdanau_sparsemax": partial(
+        BahdanauDecoder, readout_size=8, scorer=partial(AdditiveScorer, hidden_size=12), normalizer="sparsemax"
+    ),
+    "luong_entmax15": partial(LuongDecoder, attentional_size=16, scorer=GeneralScorer, normalizer="entmax15"),
     "no_attention": partial(BahdanauDecoder, readout_size=8, scorer=None),
 }
 
@@ -306,7 +310,16 @@ def test_a_tied_model_starts_near_the_uniform_distribution(share):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("style", ["bahdanau", pytest.param("luong_input_feeding", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "style",
+    [
+        "bahdanau",
+        *(
+            pytest.param(style, marks=pytest.mark.slow)
+            for style in ("luong_input_feeding", "bahdanau_sparsemax", "luong_entmax15")
+        ),
+    ],
+)
 def test_a_compiled_teacher_forced_step_gives_the_eager_logits_and_gradients(style, device):
     """`compile_teacher_forcing` changes how the step runs, not what it computes; a copy of the
     compiled model steps with its own parameters. (float32: what training compiles.)"""
