@@ -12,6 +12,8 @@ EXPORTS = {
     "length_figure": "length",
     "attention_comparison": "attention_figure",
     "SweepReport": "sweep",
+    "eflomal_alignments": "silver_alignments",
+    "silver_table": "silver_alignments",
     "record_failure": "sweep",
 }
 __all__ = sorted(EXPORTS)

@@ -1,0 +1,50 @@
+"""The silver alignments (`nmt.analysis.silver_alignments`): eflomal finds the toy task's known
+alignment, and the table scores every system against the reference it is given."""
+
+import sys
+
+import pytest
+
+from nmt.analysis.silver_alignments import SilverAlignments, against, eflomal_alignments, silver_table
+from nmt.data.corpus import read_parallel
+from nmt.metrics.alignment import Alignment, alignment_error_rate
+from nmt.utils.errors import UserError
+from tests.data.test_sources import write_toy
+
+
+def reversal(sentences: list[str]) -> list[set[tuple[int, int]]]:
+    return [{(i, len(s.split()) - 1 - i) for i in range(len(s.split()))} for s in sentences]
+
+
+def test_eflomal_finds_the_reversal_of_the_toy_task(tmp_path):
+    pytest.importorskip("eflomal")
+    splits = write_toy(tmp_path / "toy")
+    train, test = (read_parallel(splits[name].src, splits[name].tgt) for name in ("train", "test"))
+    silver = eflomal_alignments(train, test)
+    assert len(silver.symmetrized) == len(test[0])
+    gold = reversal(test[0])
+    assert against(silver.symmetrized, gold).aer < 0.005  # one stray link in 1,500 at most
+    for f, b, s in zip(silver.forward, silver.backward, silver.symmetrized):
+        assert f & b <= s <= f | b
+
+
+def test_the_table_scores_each_system_against_the_silver_reference():
+    silver = SilverAlignments(forward=[{(0, 0), (1, 1)}], backward=[{(0, 0), (1, 2)}], symmetrized=[{(0, 0), (1, 1)}])
+    rows = silver_table(silver, {"model": [[(0, 1), (1, 1)]]})
+    assert [(r["system"], r["against"]) for r in rows] == [
+        ("eflomal forward", "silver"),
+        ("eflomal backward", "silver"),
+        ("eflomal forward", "eflomal backward"),
+        ("model", "silver"),
+    ]
+    reference = [Alignment(frozenset({(0, 0), (1, 1)}), frozenset({(0, 0), (1, 1)}))]
+    assert rows[3]["aer"] == alignment_error_rate([[(0, 1), (1, 1)]], reference).aer == 0.5
+    assert rows[0]["aer"] == 0.0 and rows[1]["recall"] == 0.5
+    with pytest.raises(UserError, match="model: 2 alignments for 1 test sentences"):
+        silver_table(silver, {"model": [[], []]})
+
+
+def test_a_missing_eflomal_is_named_with_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "eflomal", None)
+    with pytest.raises(UserError, match="pip install eflomal"):
+        eflomal_alignments((["a"], ["b"]), (["a"], ["b"]))
