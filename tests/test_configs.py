@@ -52,7 +52,13 @@ def test_an_unknown_key_is_named():
 
 
 @pytest.mark.parametrize(
-    "overrides", [*[experiment_run(e) for e in EXPERIMENTS], *[[f"model/attention={a}"] for a in ATTENTIONS]]
+    "overrides",
+    [
+        *[experiment_run(e) for e in EXPERIMENTS],
+        *[[f"model/attention={a}"] for a in ATTENTIONS],
+        *[[f"model/attention/normalizer={n}"] for n in ("sparsemax", "entmax15")],
+        ["model.cell=lstm"],
+    ],
 )
 def test_every_config_trains_a_few_steps_on_the_toy_task(overrides, tmp_path):
     # compile=false: compiling takes ~30 s a run; the compiled step and loss have their own tests

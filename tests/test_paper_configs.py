@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from nmt.modules.attention import AdditiveScorer, GeneralScorer
-from nmt.modules.cells import DeepOutput
+from nmt.modules.cells import DeepOutput, LSTMStack
 from nmt.modules.decoder import BahdanauDecoder, LuongDecoder
 from nmt.modules.dropout import Dropout
 from nmt.training.experiment import build_model, build_searches, build_trainer, load_data, parameter_count
@@ -77,6 +77,7 @@ def test_luong2015_has_the_papers_sizes_and_training_settings():
     assert encoder.output_size == 1000  # the keys: as wide as the decoder's states
     assert isinstance(decoder, LuongDecoder) and (decoder.hidden_size, decoder.num_layers) == (1000, 4)
     assert len(decoder.rnn.hidden_to_gates) == 4 and decoder.attentional_size == 1000
+    assert isinstance(encoder.rnn, torch.nn.LSTM) and isinstance(decoder.rnn, LSTMStack)  # their cells
     assert decoder.input_feeding and decoder.rnn.dynamic_to_gates.in_features == 1000  # h~(t-1) fed back
     assert isinstance(decoder.attention.scorer, GeneralScorer)
     assert {m.p for m in model.modules() if isinstance(m, Dropout)} == {0.2} and encoder.rnn.dropout == 0.2

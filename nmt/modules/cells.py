@@ -1,4 +1,4 @@
-"""The decoders' building blocks: stacked GRU cells stepped one at a time, and the deep output.
+"""The decoders' building blocks: stacked GRU or LSTM cells stepped one at a time, and the deep output.
 
 Under autocast (bf16/fp16) the gate matmuls run in low precision while the GRU update, and so
 the state carried from step to step, stays in the state's dtype (see `nmt.modules.decoder`).
@@ -12,9 +12,12 @@ from torch import nn
 from nmt.modules.dropout import Dropout
 from nmt.modules.step_linear import StepLinear
 
+RecurrentState = dict[str, torch.Tensor]
+"""A stack's part of the decoder state: `hidden` (B, L, H), and for LSTMs `cell` (B, L, H)."""
 
-class GRUStack(nn.Module):
-    """Stacked GRU cells advanced one step at a time.
+
+class RecurrentStack(nn.Module):
+    """Stacked recurrent cells advanced one step at a time; a subclass defines its gates.
 
     The first layer's input is [static; dynamic]: the static part (the target embedding) is
     known for all steps up front, so its gate projection runs once over the whole target.
@@ -27,25 +30,60 @@ class GRUStack(nn.Module):
         dropout: dropout between layers.
     """
 
+    GATES = 0  # gate blocks of size H per layer
+
     def __init__(
         self, static_size: int, dynamic_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        self.static_to_gates = nn.Linear(static_size, 3 * hidden_size)
-        self.dynamic_to_gates = StepLinear(dynamic_size, 3 * hidden_size, bias=False) if dynamic_size else None
-        self.below_to_gates = nn.ModuleList(StepLinear(hidden_size, 3 * hidden_size) for _ in range(num_layers - 1))
-        self.hidden_to_gates = nn.ModuleList(StepLinear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
+        gates = self.GATES * hidden_size
+        self.static_to_gates = nn.Linear(static_size, gates)
+        self.dynamic_to_gates = StepLinear(dynamic_size, gates, bias=False) if dynamic_size else None
+        self.below_to_gates = nn.ModuleList(StepLinear(hidden_size, gates) for _ in range(num_layers - 1))
+        self.hidden_to_gates = nn.ModuleList(StepLinear(hidden_size, gates) for _ in range(num_layers))
         self.dropout = Dropout(dropout)
 
     def precompute(self, static: torch.Tensor) -> torch.Tensor:
-        """(..., static_size) -> (..., 3H): the static part of layer 1's gates."""
+        """(..., static_size) -> (..., GATES x H): the static part of layer 1's gates."""
         return self.static_to_gates(static)
+
+    def initial_state(self, hidden: torch.Tensor) -> RecurrentState:
+        """The state to start from, given the initial hidden state (B, L, H)."""
+        return {"hidden": hidden}
+
+    def layer(
+        self, from_input: torch.Tensor, from_hidden: torch.Tensor, state: RecurrentState, layer: int
+    ) -> RecurrentState:
+        """One layer's new state (each (B, H)) from its gates' input and state parts."""
+        raise NotImplementedError
+
+    def forward(
+        self, static_gates: torch.Tensor, dynamic: torch.Tensor | None, state: RecurrentState
+    ) -> RecurrentState:
+        """One step: static_gates (B, GATES x H), dynamic (B, D) or None, the state -> the new state.
+
+        The new state has the dtype of the old, whatever precision the gate projections ran in.
+        """
+        from_input = static_gates
+        if self.dynamic_to_gates is not None:
+            from_input = from_input + self.dynamic_to_gates(dynamic)
+        layers: list[RecurrentState] = []
+        for layer, hidden_to_gates in enumerate(self.hidden_to_gates):
+            if layer > 0:
+                from_input = self.below_to_gates[layer - 1](self.dropout(layers[-1]["hidden"]))
+            layers.append(self.layer(from_input, hidden_to_gates(state["hidden"][:, layer]), state, layer))
+        return {name: torch.stack([new[name] for new in layers], dim=1) for name in layers[0]}
+
+
+class GRUStack(RecurrentStack):
+    """Stacked GRU cells (Cho et al. 2014, as `nn.GRU`)."""
+
+    GATES = 3  # reset, update, candidate
 
     @staticmethod
     def update(from_input: torch.Tensor, from_hidden: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """The GRU equations (Cho et al. 2014, as `nn.GRU`): gates from the input (..., 3H) and
-        from the state (..., 3H), each [reset; update; candidate], and the state (..., H) -> the
-        new state, in the state's dtype."""
+        """The GRU equations: gates from the input (..., 3H) and from the state (..., 3H), each
+        [reset; update; candidate], and the state (..., H) -> the new state, in the state's dtype."""
         # Gates from autocast matmuls may be bf16/fp16: do the update in the state's dtype so the
         # new state keeps it (see the module docstring).
         input_r, input_z, input_n = from_input.to(hidden.dtype).chunk(3, dim=-1)
@@ -55,20 +93,41 @@ class GRUStack(nn.Module):
         candidate = torch.tanh(input_n + reset * hidden_n)
         return candidate + update * (hidden - candidate)  # (1 - z) n + z h
 
-    def forward(self, static_gates: torch.Tensor, dynamic: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
-        """One step: static_gates (B, 3H), dynamic (B, D) or None, hidden (B, L, H) -> (B, L, H).
+    def layer(
+        self, from_input: torch.Tensor, from_hidden: torch.Tensor, state: RecurrentState, layer: int
+    ) -> RecurrentState:
+        return {"hidden": self.update(from_input, from_hidden, state["hidden"][:, layer])}
 
-        The new state has the dtype of `hidden`, whatever precision the gate projections ran in.
-        """
-        from_input = static_gates
-        if self.dynamic_to_gates is not None:
-            from_input = from_input + self.dynamic_to_gates(dynamic)
-        layers = []
-        for layer, hidden_to_gates in enumerate(self.hidden_to_gates):
-            if layer > 0:
-                from_input = self.below_to_gates[layer - 1](self.dropout(layers[-1]))
-            layers.append(self.update(from_input, hidden_to_gates(hidden[:, layer]), hidden[:, layer]))
-        return torch.stack(layers, dim=1)
+
+class LSTMStack(RecurrentStack):
+    """Stacked LSTM cells (Hochreiter & Schmidhuber 1997, as `nn.LSTM`): the state carries the
+    memory cell c beside h; the decoder starts it at zero."""
+
+    GATES = 4  # input, forget, cell candidate, output (nn.LSTM's order)
+
+    def initial_state(self, hidden: torch.Tensor) -> RecurrentState:
+        return {"hidden": hidden, "cell": torch.zeros_like(hidden)}
+
+    @staticmethod
+    def update(
+        from_input: torch.Tensor, from_hidden: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM equations: i, f, o = sigmoid(.), g = tanh(.) of the gates (..., 4H);
+        c' = f c + i g, h' = o tanh(c'); in the state's dtype."""
+        gates = from_input.to(hidden.dtype) + from_hidden.to(hidden.dtype)
+        input_gate, forget, candidate, output = gates.chunk(4, dim=-1)
+        cell = torch.sigmoid(forget) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+        return torch.sigmoid(output) * torch.tanh(cell), cell
+
+    def layer(
+        self, from_input: torch.Tensor, from_hidden: torch.Tensor, state: RecurrentState, layer: int
+    ) -> RecurrentState:
+        hidden, cell = self.update(from_input, from_hidden, state["hidden"][:, layer], state["cell"][:, layer])
+        return {"hidden": hidden, "cell": cell}
+
+
+RECURRENT_STACKS: dict[str, type[RecurrentStack]] = {"gru": GRUStack, "lstm": LSTMStack}
+"""`model.cell` -> the decoder's stack."""
 
 
 class DeepOutput(nn.Module):

@@ -29,7 +29,7 @@ from torch import nn
 
 from nmt.data.tokenizer import PAD_ID
 from nmt.modules.attention import Attention, FixedContext, Scorer
-from nmt.modules.cells import DeepOutput, GRUStack
+from nmt.modules.cells import RECURRENT_STACKS, DeepOutput
 from nmt.modules.dropout import Dropout
 from nmt.modules.encoder import EncoderOutput
 from nmt.modules.step_linear import StepLinear, StepWeightGradients
@@ -92,6 +92,8 @@ class RecurrentDecoder(nn.Module):
         output_dropout: dropout on the readout.
         normalizer: how the attention turns energies into weights: `softmax`, `sparsemax` or
             `entmax15` (`nmt.modules.normalizers`).
+        cell: `gru` or `lstm` (`nmt.modules.cells`); an LSTM carries its memory cell in the
+            state, starting at zero.
     """
 
     def __init__(
@@ -110,8 +112,15 @@ class RecurrentDecoder(nn.Module):
         hidden_dropout: float,
         output_dropout: float,
         normalizer: str = "softmax",
+        cell: str = "gru",
     ) -> None:
         super().__init__()
+        if cell not in RECURRENT_STACKS:
+            raise ValueError(f"cell={cell!r}: use one of {', '.join(RECURRENT_STACKS)}")
+        if scorer is None and normalizer != "softmax":
+            raise ValueError(
+                f"normalizer={normalizer!r} needs attention (model/attention is null: no weights to normalize)"
+            )
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
         self.embedding_dropout = Dropout(embedding_dropout)
@@ -123,7 +132,7 @@ class RecurrentDecoder(nn.Module):
             else FixedContext(2 * init_size, key_size)
         )
         self.init_state = nn.Linear(init_size, num_layers * hidden_size)
-        self.rnn = GRUStack(embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
+        self.rnn = RECURRENT_STACKS[cell](embedding_size, dynamic_size, hidden_size, num_layers, hidden_dropout)
         self.generator = nn.Linear(readout_size, vocab_size)
         self.compiled_teacher_forcing = self.compiled_decoding = False  # see the two methods below
         if tie_embeddings:
@@ -183,7 +192,7 @@ class RecurrentDecoder(nn.Module):
         memory = Memory(self.attention.precompute(encoded), encoded.states.to(values_dtype), encoded.mask, step_weights)
         projected = self.init_state(encoded.final_backward).to(self.init_state.weight.dtype)
         hidden = torch.tanh(projected).unflatten(-1, (self.num_layers, -1))
-        state = {"hidden": hidden}  # (B, L, H)
+        state = self.rnn.initial_state(hidden)  # hidden (B, L, H) (and an LSTM's zero cell)
         if self.attention.uses_coverage:
             state["coverage"] = torch.zeros_like(encoded.mask, dtype=hidden.dtype)  # (B, S)
         return memory, state
@@ -310,6 +319,7 @@ class BahdanauDecoder(RecurrentDecoder):
         hidden_dropout: float = 0.0,
         output_dropout: float = 0.0,
         normalizer: str = "softmax",
+        cell: str = "gru",
     ) -> None:
         super().__init__(
             vocab_size,
@@ -326,6 +336,7 @@ class BahdanauDecoder(RecurrentDecoder):
             hidden_dropout=hidden_dropout,
             output_dropout=output_dropout,
             normalizer=normalizer,
+            cell=cell,
         )
         self.deep_output = DeepOutput(hidden_size + key_size + embedding_size, readout_size, deep_output)
 
@@ -333,9 +344,10 @@ class BahdanauDecoder(RecurrentDecoder):
         self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
     ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
         context, weights, carried = self.attend(state["hidden"][:, -1], state, memory)  # query: top s(i-1)
-        hidden = self.rnn(static_gates, context, state["hidden"])  # (B, L, H)
+        recurrent = self.rnn(static_gates, context, state)  # hidden (B, L, H) (and an LSTM's cell)
+        hidden = recurrent["hidden"]
         features = torch.cat([self.hidden_dropout(hidden[:, -1]), context], dim=-1)  # [s(i); c(i)]
-        return {"hidden": hidden, **carried}, features, weights
+        return {**recurrent, **carried}, features, weights
 
     def readout(self, features: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
         return self.deep_output(torch.cat([features, embedded], dim=-1))
@@ -367,6 +379,7 @@ class LuongDecoder(RecurrentDecoder):
         hidden_dropout: float = 0.0,
         output_dropout: float = 0.0,
         normalizer: str = "softmax",
+        cell: str = "gru",
     ) -> None:
         super().__init__(
             vocab_size,
@@ -383,6 +396,7 @@ class LuongDecoder(RecurrentDecoder):
             hidden_dropout=hidden_dropout,
             output_dropout=output_dropout,
             normalizer=normalizer,
+            cell=cell,
         )
         self.input_feeding = input_feeding
         self.attentional_size = attentional_size
@@ -397,11 +411,12 @@ class LuongDecoder(RecurrentDecoder):
     def step(
         self, static_gates: torch.Tensor, state: DecoderState, memory: Memory
     ) -> tuple[DecoderState, torch.Tensor, torch.Tensor]:
-        hidden = self.rnn(static_gates, state.get("feed"), state["hidden"])  # (B, L, H)
+        recurrent = self.rnn(static_gates, state.get("feed"), state)  # hidden (B, L, H) (and an LSTM's cell)
+        hidden = recurrent["hidden"]
         top = self.hidden_dropout(hidden[:, -1])  # s(t)
         context, weights, carried = self.attend(top, state, memory)
         attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)).to(hidden.dtype))  # h~(t)
-        new_state = {"hidden": hidden, **carried}
+        new_state = {**recurrent, **carried}
         if self.input_feeding:
             new_state["feed"] = attentional
         return new_state, attentional, weights

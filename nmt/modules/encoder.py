@@ -1,4 +1,4 @@
-"""The bidirectional GRU encoder (Bahdanau et al. 2015, section 3.2)."""
+"""The bidirectional recurrent encoder (Bahdanau et al. 2015, section 3.2): GRU or LSTM."""
 
 from __future__ import annotations
 
@@ -31,8 +31,12 @@ class EncoderOutput:
     final_backward: torch.Tensor
 
 
+RECURRENT_LAYERS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+"""`model.cell` -> the encoder's recurrence."""
+
+
 class RNNEncoder(nn.Module):
-    """Embeds the source and runs a bidirectional GRU over packed sequences.
+    """Embeds the source and runs a bidirectional GRU (or LSTM) over packed sequences.
 
     Packing makes each sentence's annotations independent of how much padding its batch has.
 
@@ -43,6 +47,7 @@ class RNNEncoder(nn.Module):
         num_layers: stacked bidirectional layers.
         embedding_dropout: dropout on the source embeddings.
         hidden_dropout: dropout between layers and on the annotations.
+        cell: `gru` or `lstm`.
     """
 
     def __init__(
@@ -53,11 +58,14 @@ class RNNEncoder(nn.Module):
         num_layers: int = 1,
         embedding_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
+        cell: str = "gru",
     ) -> None:
         super().__init__()
+        if cell not in RECURRENT_LAYERS:
+            raise ValueError(f"cell={cell!r}: use one of {', '.join(RECURRENT_LAYERS)}")
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
         self.embedding_dropout = Dropout(embedding_dropout)
-        self.rnn = nn.GRU(
+        self.rnn = RECURRENT_LAYERS[cell](
             embedding_size,
             hidden_size,
             num_layers,
@@ -74,7 +82,7 @@ class RNNEncoder(nn.Module):
         """On the CPU, runs the GRU as `nmt.modules.bigru.stepped_bidirectional_gru` (both
         directions in one compiled step, the matmuls in the autocast dtype) instead of `nn.GRU`
         over packed sequences: the same function and parameters, faster there. On CUDA `nn.GRU`
-        (cuDNN's fused recurrence) stays."""
+        (cuDNN's fused recurrence) stays, and so does an LSTM encoder's `nn.LSTM` everywhere."""
         self.compiled_recurrence = True
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
@@ -86,11 +94,13 @@ class RNNEncoder(nn.Module):
         """
         embedded = self.embedding_dropout(self.embedding(src))  # (B, S, E)
         mask = src != PAD_ID
-        if self.compiled_recurrence and src.device.type == "cpu":
+        if self.compiled_recurrence and src.device.type == "cpu" and isinstance(self.rnn, nn.GRU):
             states, final = stepped_bidirectional_gru(self.rnn, embedded, mask, self.hidden_dropout, compile_step=True)
         else:
             packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-            packed_states, final = self.rnn(packed)  # final: (layers * 2, B, H)
+            packed_states, final = self.rnn(packed)  # final: (layers * 2, B, H); an LSTM's: (that, its cells)
+            if isinstance(final, tuple):
+                final = final[0]
             states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=src.size(1))
         return EncoderOutput(
             states=self.hidden_dropout(states), mask=mask, final_forward=final[-2], final_backward=final[-1]

@@ -1,6 +1,6 @@
 """The initialization of Bahdanau et al. (2015), appendix B.2, as an option.
 
-Recurrent weight matrices: random orthogonal (per gate block). Attention weights: N(0, 0.001^2),
+Recurrent weight matrices: random orthogonal (per gate block, GRU or LSTM). Attention weights: N(0, 0.001^2),
 except the scorer's output vector v: zero. Biases: zero. Every other weight: N(0, 0.01^2).
 """
 
@@ -15,7 +15,7 @@ def _is_bias(name: str) -> bool:
 
 
 def _is_recurrent(name: str) -> bool:
-    return "weight_hh" in name or "hidden_to_gates" in name  # nn.GRU's and GRUStack's U, U_z, U_r
+    return "weight_hh" in name or "hidden_to_gates" in name  # nn.GRU's/nn.LSTM's and the stacks' U
 
 
 def bahdanau_init_(model: nn.Module) -> None:
@@ -25,7 +25,7 @@ def bahdanau_init_(model: nn.Module) -> None:
             if _is_bias(name) or name.endswith(".v.weight"):
                 nn.init.zeros_(parameter)
             elif _is_recurrent(name):
-                for block in parameter.chunk(3, dim=0):  # reset, update, candidate gates
+                for block in parameter.chunk(parameter.size(0) // parameter.size(1), dim=0):  # one per gate
                     nn.init.orthogonal_(block)
             elif ".attention." in name or name.startswith("attention."):
                 nn.init.normal_(parameter, std=0.001)

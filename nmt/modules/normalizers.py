@@ -25,16 +25,31 @@ def _sorted_support(z: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tens
     return z.sort(dim=dim, descending=True).values, ranks.view(shape)
 
 
+def _sparsemax(z: torch.Tensor, dim: int) -> torch.Tensor:
+    z = z - z.amax(dim=dim, keepdim=True)  # shift-invariant; keeps the cumulative sums small
+    ordered, ranks = _sorted_support(z, dim)
+    cumulative = ordered.cumsum(dim) - 1
+    in_support = ranks * ordered > cumulative  # 1 + k z(k) > sum of the k largest
+    size = in_support.sum(dim=dim, keepdim=True)
+    tau = cumulative.gather(dim, size - 1) / size.to(z.dtype)
+    return torch.clamp(z - tau, min=0)
+
+
+def _entmax15(z: torch.Tensor, dim: int) -> torch.Tensor:
+    z = (z - z.amax(dim=dim, keepdim=True)) / 2
+    ordered, ranks = _sorted_support(z, dim)
+    mean = ordered.cumsum(dim) / ranks
+    mean_square = (ordered * ordered).cumsum(dim) / ranks
+    delta = (1 - ranks * (mean_square - mean * mean)) / ranks
+    tau = mean - torch.sqrt(torch.clamp(delta, min=0))
+    size = (tau <= ordered).sum(dim=dim, keepdim=True)
+    return torch.clamp(z - tau.gather(dim, size - 1), min=0) ** 2
+
+
 class _Sparsemax(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, z: torch.Tensor, dim: int) -> torch.Tensor:
-        z = z - z.amax(dim=dim, keepdim=True)  # shift-invariant; keeps the cumulative sums small
-        ordered, ranks = _sorted_support(z, dim)
-        cumulative = ordered.cumsum(dim) - 1
-        in_support = ranks * ordered > cumulative  # 1 + k z(k) > sum of the k largest
-        size = in_support.sum(dim=dim, keepdim=True)
-        tau = cumulative.gather(dim, size - 1) / size.to(z.dtype)
-        p = torch.clamp(z - tau, min=0)
+        p = _sparsemax(z, dim)
         ctx.save_for_backward(p)
         ctx.dim = dim
         return p
@@ -51,14 +66,7 @@ class _Sparsemax(torch.autograd.Function):
 class _Entmax15(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, z: torch.Tensor, dim: int) -> torch.Tensor:
-        z = (z - z.amax(dim=dim, keepdim=True)) / 2
-        ordered, ranks = _sorted_support(z, dim)
-        mean = ordered.cumsum(dim) / ranks
-        mean_square = (ordered * ordered).cumsum(dim) / ranks
-        delta = (1 - ranks * (mean_square - mean * mean)) / ranks
-        tau = mean - torch.sqrt(torch.clamp(delta, min=0))
-        size = (tau <= ordered).sum(dim=dim, keepdim=True)
-        p = torch.clamp(z - tau.gather(dim, size - 1), min=0) ** 2
+        p = _entmax15(z, dim)
         ctx.save_for_backward(p)
         ctx.dim = dim
         return p
@@ -73,12 +81,25 @@ class _Entmax15(torch.autograd.Function):
 
 def sparsemax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """argmin over the simplex of ||p - z||^2, computed in at least fp32."""
-    return _Sparsemax.apply(_at_least_fp32(z), dim)
+    return _apply(_Sparsemax, _sparsemax, _at_least_fp32(z), dim)
 
 
 def entmax15(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """1.5-entmax of z: max(z/2 - tau, 0)^2, tau such that it sums to one; computed in at least fp32."""
-    return _Entmax15.apply(_at_least_fp32(z), dim)
+    return _apply(_Entmax15, _entmax15, _at_least_fp32(z), dim)
+
+
+def _apply(
+    function: type[torch.autograd.Function],
+    forward: Callable[[torch.Tensor, int], torch.Tensor],
+    z: torch.Tensor,
+    dim: int,
+) -> torch.Tensor:
+    """The autograd Function where a gradient is wanted; its plain forward elsewhere (decoding,
+    and TorchScript tracing, which cannot record a Python Function)."""
+    if torch.is_grad_enabled() and z.requires_grad:
+        return function.apply(z, dim)
+    return forward(z, dim)
 
 
 def softmax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:

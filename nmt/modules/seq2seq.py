@@ -37,6 +37,8 @@ class Seq2Seq(nn.Module):
         share_embeddings: one embedding matrix for source and target (needs a joint
             vocabulary and equal embedding sizes).
         init: `default` (PyTorch's) or `bahdanau` (the paper's scheme, see `initialization`).
+        cell: `gru` or `lstm` for encoder and decoder alike (`model.cell`); None leaves the
+            partials' own.
     """
 
     def __init__(
@@ -47,13 +49,15 @@ class Seq2Seq(nn.Module):
         tgt_vocab_size: int,
         share_embeddings: bool = False,
         init: str = "default",
+        cell: str | None = None,
     ) -> None:
         super().__init__()
         if init not in INITIALIZERS:
             raise ValueError(f"model.init={init!r}: use one of {', '.join(INITIALIZERS)}")
-        self.encoder = encoder(vocab_size=src_vocab_size)
+        cells = {} if cell is None else {"cell": cell}
+        self.encoder = encoder(vocab_size=src_vocab_size, **cells)
         self.decoder = decoder(
-            vocab_size=tgt_vocab_size, key_size=self.encoder.output_size, init_size=self.encoder.hidden_size
+            vocab_size=tgt_vocab_size, key_size=self.encoder.output_size, init_size=self.encoder.hidden_size, **cells
         )
         if share_embeddings:
             source, target = self.encoder.embedding.weight, self.decoder.embedding.weight

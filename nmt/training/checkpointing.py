@@ -97,11 +97,15 @@ comes from (`data.local_dir`, another machine's copy of the same files)."""
 
 MAY_DIFFER = frozenset({"data.local_dir"})
 
+ADDED_SETTINGS = {"model.cell": "gru", "model.decoder.normalizer": "softmax"}
+"""Settings added after runs were saved without them, with the value that behaves as those runs
+did: a config that lacks the key compares as if it had that value."""
+
 
 def check_same_settings(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
     """Raises a one-line `UserError` naming the first setting that differs between the config a
     checkpoint was saved with and the run resuming from it."""
-    old, new = flatten_config(saved), flatten_config(current)
+    old, new = ({**ADDED_SETTINGS, **flatten_config(config)} for config in (saved, current))
     for key in sorted(set(old) | set(new)):
         if _governed(key) and old.get(key) != new.get(key):
             raise UserError(

@@ -72,6 +72,15 @@ MODELS = {  # each a `_target_` model config, as a run's config["model"]
             "scorer": {"_target_": "nmt.modules.attention.LocationScorer", "_partial_": True, "max_source_length": 32},
         },
     },
+    "luong_lstm_sparsemax": {
+        "cell": "lstm",
+        "encoder": ENCODER,
+        "decoder": {
+            **LUONG,
+            "normalizer": "sparsemax",
+            "scorer": {"_target_": "nmt.modules.attention.GeneralScorer", "_partial_": True},
+        },
+    },
     "no_attention": {"encoder": ENCODER, "decoder": {**BAHDANAU, "scorer": None}},
 }
 DECODE = {

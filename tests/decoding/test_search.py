@@ -33,6 +33,9 @@ STYLES = {
         BahdanauDecoder, readout_size=8, scorer=partial(AdditiveScorer, hidden_size=12), normalizer="entmax15"
     ),
     "luong_sparsemax": partial(LuongDecoder, attentional_size=16, scorer=DotScorer, normalizer="sparsemax"),
+    "luong_lstm_coverage": partial(
+        LuongDecoder, attentional_size=16, scorer=partial(CoverageScorer, hidden_size=12), cell="lstm"
+    ),
     "no_attention": partial(BahdanauDecoder, readout_size=8, scorer=None),
 }
 ATTENDING = [style for style in STYLES if style != "no_attention"]
@@ -44,7 +47,7 @@ def build(
     """A float64 model; `sharpness` scales the output layer so outputs have varied lengths."""
     model = (
         Seq2Seq(
-            encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8),
+            encoder=partial(RNNEncoder, embedding_size=8, hidden_size=8, cell="lstm" if "lstm" in style else "gru"),
             decoder=partial(STYLES[style], embedding_size=8, hidden_size=16),
             src_vocab_size=VOCAB,
             tgt_vocab_size=tgt_vocab_size,

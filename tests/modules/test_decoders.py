@@ -39,6 +39,10 @@ STYLES = {
         BahdanauDecoder, readout_size=8, scorer=partial(AdditiveScorer, hidden_size=12), normalizer="sparsemax"
     ),
     "luong_entmax15": partial(LuongDecoder, attentional_size=16, scorer=GeneralScorer, normalizer="entmax15"),
+    "bahdanau_lstm_2_layers": partial(
+        BahdanauDecoder, readout_size=8, num_layers=2, scorer=partial(AdditiveScorer, hidden_size=12), cell="lstm"
+    ),
+    "luong_lstm": partial(LuongDecoder, attentional_size=16, scorer=GeneralScorer, cell="lstm"),
     "no_attention": partial(BahdanauDecoder, readout_size=8, scorer=None),
 }
 
@@ -50,6 +54,7 @@ def build(style: str, dtype=torch.float64, **options) -> Seq2Seq:
         RNNEncoder,
         embedding_size=8,
         hidden_size=8,
+        cell="lstm" if "lstm" in style else "gru",  # an LSTM decoder gets an LSTM encoder
         **{k.removeprefix("encoder_"): v for k, v in encoder_options.items()},
     )
     return Seq2Seq(encoder=encoder, decoder=partial(decoder, **options), src_vocab_size=VOCAB, tgt_vocab_size=VOCAB).to(

@@ -10,8 +10,9 @@ from nmt.modules.bigru import stepped_bidirectional_gru
 from nmt.modules.encoder import RNNEncoder
 
 
-def test_outputs_do_not_change_when_padded_inside_a_batch():
-    encoder = RNNEncoder(vocab_size=24, embedding_size=8, hidden_size=6, num_layers=2).double().eval()
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_outputs_do_not_change_when_padded_inside_a_batch(cell):
+    encoder = RNNEncoder(vocab_size=24, embedding_size=8, hidden_size=6, num_layers=2, cell=cell).double().eval()
     sentence = [5, 9, 7]
     alone = collate([sentence], None, [0])
     batch = collate([[4] * 9, sentence, [6, 8]], None, [0, 1, 2])
@@ -24,8 +25,9 @@ def test_outputs_do_not_change_when_padded_inside_a_batch():
     assert out_batch.mask[1].tolist() == [True] * length + [False] * (batch.src.size(1) - length)
 
 
-def test_final_backward_is_the_backward_state_at_the_first_word():
-    encoder = RNNEncoder(vocab_size=24, embedding_size=8, hidden_size=6).double().eval()
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_final_backward_is_the_backward_state_at_the_first_word(cell):
+    encoder = RNNEncoder(vocab_size=24, embedding_size=8, hidden_size=6, cell=cell).double().eval()
     batch = collate([[5, 9, 7, 4]], None, [0])
     out = encoder(batch.src, batch.src_lengths)
     assert_close(out.final_backward[0], out.states[0, 0, 6:])

@@ -60,8 +60,12 @@ def kill_after_first_checkpoint(command: list[str], cwd: Path, run_dir: Path) ->
 
 @pytest.mark.parametrize(
     "overrides",
-    [(), ("trainer.accumulate=2", "scheduler=inverse_sqrt", "scheduler.warmup_steps=10")],
-    ids=["plain", "accumulate_scheduler"],
+    [
+        (),
+        ("trainer.accumulate=2", "scheduler=inverse_sqrt", "scheduler.warmup_steps=10"),
+        ("model.cell=lstm", "model/decoder=luong", "model/attention/normalizer=entmax15"),
+    ],
+    ids=["plain", "accumulate_scheduler", "lstm_luong_entmax15"],
 )
 def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, overrides):
     whole = subprocess.run(

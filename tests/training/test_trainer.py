@@ -19,6 +19,7 @@ from nmt.data.indexed import IndexedTokens
 from nmt.data.tokenizer import Tokenizer, TokenizerConfig, build_tokenizers
 from nmt.decoding.search import GreedySearch
 from nmt.training import trainer as training_module
+from nmt.training.checkpointing import check_same_settings
 from nmt.training.loss import coverage_penalty
 from nmt.training.run_layout import RunLayout
 from nmt.training.trainer import Trainer, TrainerConfig, clip_gradients
@@ -519,3 +520,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path, target_tokenizer, cha
             run_config={"seed": 0, "trainer": {"precision": "fp32", "accumulate": 1, **changed}},
             **changed,
         )
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_as_its_old_behaviour(tmp_path):
+    """A checkpoint saved before `model.cell` and `model.decoder.normalizer` existed compares as
+    if it had their old values, gru and softmax; any other value is refused."""
+    saved = {"seed": 1, "model": {"decoder": {"hidden_size": 16}}}
+
+    def current(cell: str, normalizer: str) -> dict:
+        return {"seed": 1, "model": {"cell": cell, "decoder": {"hidden_size": 16, "normalizer": normalizer}}}
+
+    check_same_settings(saved, current("gru", "softmax"), tmp_path)
+    with pytest.raises(UserError, match=r"saved with model.cell=gru, this run has model.cell=lstm"):
+        check_same_settings(saved, current("lstm", "softmax"), tmp_path)
+    with pytest.raises(UserError, match=r"normalizer=softmax, this run has model.decoder.normalizer=sparsemax"):
+        check_same_settings(saved, current("gru", "sparsemax"), tmp_path)
