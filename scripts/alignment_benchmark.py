@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     )
     silver = eflomal_alignments(train, test)
     reverse = dict(args.reverse)
+    unknown = set(reverse) - {name for name, _ in args.system}
+    if unknown:
+        raise UserError(f"--reverse {', '.join(sorted(unknown))}: no --system of that name to symmetrize with")
     systems = {}
     for name, checkpoint in args.system:
         translator = Translator.from_checkpoint(checkpoint, device=args.device)

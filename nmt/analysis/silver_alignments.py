@@ -57,9 +57,12 @@ def eflomal_alignments(
             links_filename_rev=str(backward_file),
             quiet=True,
         )
-        first = len(train[0])
-        forward = [set(a.possible) for a in read_pharaoh(forward_file)[first:]]
-        backward = [set(a.possible) for a in read_pharaoh(backward_file)[first:]]
+        first, written = len(train[0]), [read_pharaoh(path) for path in (forward_file, backward_file)]
+        if any(len(links) != len(sources) for links in written):  # eflomal does not report a failed run
+            raise UserError(
+                f"eflomal wrote {len(written[0])} and {len(written[1])} alignments for {len(sources)} pairs"
+            )
+        forward, backward = ([set(a.possible) for a in links[first:]] for links in written)
     return SilverAlignments(forward, backward, [grow_diag_final(f, b) for f, b in zip(forward, backward)])
 
 

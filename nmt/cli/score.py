@@ -42,14 +42,14 @@ def _score(args: argparse.Namespace) -> None:
     if args.reverse_checkpoint and not args.alignments:
         raise UserError("--reverse-checkpoint goes with --alignments (it only symmetrizes the alignments)")
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-    translator = Translator.from_checkpoint(
-        args.checkpoint, device=args.device, max_tokens=args.max_tokens, precision=args.precision
-    )
-    reverse = None
-    if args.reverse_checkpoint:
-        reverse = Translator.from_checkpoint(
-            args.reverse_checkpoint, device=args.device, max_tokens=args.max_tokens, precision=args.precision
-        )
+    options = {
+        "device": args.device,
+        "max_tokens": args.max_tokens,
+        "precision": args.precision,
+        "compile": args.compile,
+    }
+    translator = Translator.from_checkpoint(args.checkpoint, **options)
+    reverse = Translator.from_checkpoint(args.reverse_checkpoint, **options) if args.reverse_checkpoint else None
     with ExitStack() as stack:
         output = _open_output(args.output, stack)
         alignments = _open_output(args.alignments, stack) if args.alignments else None
@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-lines", type=positive_int, default=10000, help="pairs read and scored at a time")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, help="default: the run's decode_precision")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="the decoder step through torch.compile (a C++ compiler needed on the CPU); default: the run's "
+        "decode_compile",
+    )
     run_tool(_score, parser, argv)
 
 

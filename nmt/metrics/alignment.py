@@ -12,6 +12,7 @@ possible too (S ⊆ P), as AER requires.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,10 +119,11 @@ NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 
 
 
 def grow_diag_final(forward: Iterable[Link], backward: Iterable[Link]) -> set[Link]:
-    """Symmetrizes two directions' links (Koehn et al. 2003, as Moses does): start from their
-    intersection; grow it by links of the union next to a kept link (diagonals included) that
-    join a source or a target word not yet aligned, until nothing changes; finally add the
-    union's links whose source or target word is still unaligned.
+    """Symmetrizes two directions' links as Moses' `symal` does (Koehn et al. 2003): start from
+    their intersection; grow it, scanning the grid in order and seeing links as they are added,
+    by links of the union next to a kept one (diagonals included) that join a source or a
+    target word not yet aligned, until nothing changes; finally add the forward-only links, then
+    the backward-only ones, whose source or target word is still unaligned.
 
     Args:
         forward: links (source, target) of the source -> target model.
@@ -136,10 +138,13 @@ def grow_diag_final(forward: Iterable[Link], backward: Iterable[Link]) -> set[Li
         sources.add(link[0])
         targets.add(link[1])
 
+    rows, columns = (max((link[axis] for link in union), default=-1) + 1 for axis in (0, 1))
     grown = True
     while grown:
         grown = False
-        for i, j in sorted(links):
+        for i, j in itertools.product(range(rows), range(columns)):
+            if (i, j) not in links:
+                continue
             for di, dj in NEIGHBOURS:
                 candidate = (i + di, j + dj)
                 if (
@@ -149,9 +154,10 @@ def grow_diag_final(forward: Iterable[Link], backward: Iterable[Link]) -> set[Li
                 ):
                     add(candidate)
                     grown = True
-    for link in sorted(union - links):
-        if link[0] not in sources or link[1] not in targets:
-            add(link)
+    for direction in (forward, backward):
+        for link in sorted(direction - links):
+            if link[0] not in sources or link[1] not in targets:
+                add(link)
     return links
 
 

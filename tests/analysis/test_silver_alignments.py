@@ -7,6 +7,7 @@ import pytest
 
 from nmt.analysis.silver_alignments import SilverAlignments, against, eflomal_alignments, silver_table
 from nmt.data.corpus import read_parallel
+from nmt.data.sources import ToyTask
 from nmt.metrics.alignment import Alignment, alignment_error_rate
 from nmt.utils.errors import UserError
 from tests.data.test_sources import write_toy
@@ -26,6 +27,23 @@ def test_eflomal_finds_the_reversal_of_the_toy_task(tmp_path):
     assert against(silver.symmetrized, gold).aer < 0.005  # one stray link in 1,500 at most
     for f, b, s in zip(silver.forward, silver.backward, silver.symmetrized):
         assert f & b <= s <= f | b
+
+
+def test_both_directions_come_back_as_source_target_links(tmp_path):
+    """A task whose gold alignment changes when flipped: the target is "start" and then each word
+    translated in order, so source word i is target word i + 1 (flipped: (i + 1, i))."""
+    pytest.importorskip("eflomal")
+    splits = write_toy(tmp_path / "toy")
+    dictionary = dict(zip(ToyTask.SOURCE_WORDS, ToyTask.TARGET_WORDS))
+
+    def monotone(name: str) -> tuple[list[str], list[str]]:
+        sources = read_parallel(splits[name].src, splits[name].tgt)[0]
+        return sources, ["start " + " ".join(dictionary[word] for word in s.split()) for s in sources]
+
+    silver = eflomal_alignments(monotone("train"), test := monotone("test"))
+    gold = [{(i, i + 1) for i in range(len(s.split()))} for s in test[0]]
+    for links in (silver.forward, silver.backward, silver.symmetrized):
+        assert against(links, gold).aer < 0.01
 
 
 def test_the_table_scores_each_system_against_the_silver_reference():

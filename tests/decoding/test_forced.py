@@ -15,6 +15,7 @@ from nmt.checkpoint import save_checkpoint
 from nmt.data.corpus import read_lines
 from nmt.decoding.ensemble import Ensemble
 from nmt.decoding.forced import force_decode_all
+from nmt.decoding.translator import _word_links
 from nmt.metrics.alignment import Alignment, alignment_error_rate
 from nmt.utils.errors import UserError
 from tests.conftest import random_sentences
@@ -91,6 +92,22 @@ def test_score_keeps_one_result_per_pair_and_none_for_an_empty_side(translator):
 def test_score_needs_one_target_per_source(translator):
     with pytest.raises(UserError, match="3 sources but 2 targets"):
         translator.score(["a", "b", "c"], ["a", "b"])
+
+
+def test_links_run_from_source_word_to_target_word():
+    """Two source words, three target words (one of two pieces): each target piece links to the
+    source piece it attends to most; a word gets its pieces' links; EOS rows and columns drop out."""
+    attention = np.array(
+        [
+            [0.1, 0.8, 0.1],  # ▁x -> ▁b
+            [0.7, 0.2, 0.1],  # ▁y -> ▁a
+            [0.2, 0.7, 0.1],  # z (y's second piece) -> ▁b
+            [0.1, 0.1, 0.8],  # ▁w -> </s>: unaligned
+            [0.0, 0.0, 1.0],  # the </s> row
+        ]
+    )
+    links = _word_links(attention, ["▁a", "▁b"], ["▁x", "▁y", "z", "▁w"])
+    assert links == {(1, 0), (0, 1), (1, 1)}
 
 
 def test_align_links_words_within_both_sentences_and_leaves_empty_pairs_unlinked(translator):

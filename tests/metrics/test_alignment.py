@@ -152,3 +152,16 @@ def test_grow_diag_final_lies_between_the_intersection_and_the_union():
         # every word either direction aligned stays aligned
         assert {i for i, _ in forward | backward} == {i for i, _ in found}
         assert {j for _, j in forward | backward} == {j for _, j in found}
+
+
+def test_grow_diag_final_adds_the_forward_links_before_the_backward_ones():
+    """Links on which the directions disagree entirely: symal keeps the forward direction's,
+    never a mix of both."""
+    assert grow_diag_final({(0, 0), (1, 1)}, {(0, 1), (1, 0)}) == {(0, 0), (1, 1)}
+    assert grow_diag_final({(0, 1), (1, 0)}, {(0, 0), (1, 1)}) == {(0, 1), (1, 0)}
+
+
+def test_grow_diag_final_grows_along_the_diagonal_link_by_link():
+    # from (0, 0) along the diagonal: each forward link joins two words not yet aligned
+    forward = {(0, 0), (1, 1), (2, 2), (3, 3)}
+    assert grow_diag_final(forward, {(0, 0)}) == forward

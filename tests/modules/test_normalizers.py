@@ -6,6 +6,7 @@ import torch
 from torch.testing import assert_close
 
 from nmt.modules.attention import Attention, DotScorer
+from nmt.modules.decoder import BahdanauDecoder
 from nmt.modules.normalizers import NORMALIZERS, entmax15, sparsemax
 
 SPARSE = {"sparsemax": sparsemax, "entmax15": entmax15}
@@ -28,9 +29,23 @@ ORACLES = {
 }
 
 
+def energies(kind: str) -> torch.Tensor:
+    """Rows of energies: random; with masked (-inf) positions, all but one masked in some rows;
+    or with ties (values drawn from a few levels)."""
+    z = torch.randn(60, 9, dtype=torch.float64) * 3
+    if kind == "masked":
+        z = z.masked_fill(torch.rand(60, 9) < 0.5, float("-inf"))
+        z[::3, 1:] = float("-inf")  # one position left
+        z[:, 0] = z[:, 0].nan_to_num(neginf=0.0)
+    elif kind == "ties":
+        z = torch.randint(0, 3, (60, 9)).double()
+    return z
+
+
+@pytest.mark.parametrize("kind", ["random", "masked", "ties"])
 @pytest.mark.parametrize("name", SPARSE)
-def test_sparse_normalizers_equal_the_bisection_oracle(name):
-    z = torch.randn(50, 9, dtype=torch.float64) * 3
+def test_sparse_normalizers_equal_the_bisection_oracle(name, kind):
+    z = energies(kind)
     assert_close(SPARSE[name](z), ORACLES[name](z), rtol=0, atol=1e-12)
 
 
@@ -71,3 +86,16 @@ def test_16_bit_energies_are_normalized_in_fp32(name):
 def test_attention_names_an_unknown_normalizer():
     with pytest.raises(ValueError, match="normalizer='sparse': use one of softmax, sparsemax, entmax15"):
         Attention(DotScorer(4, 4), normalizer="sparse")
+
+
+def test_a_sparse_normalizer_without_attention_is_refused():
+    with pytest.raises(ValueError, match="normalizer='sparsemax' needs attention"):
+        BahdanauDecoder(
+            vocab_size=10,
+            key_size=8,
+            init_size=4,
+            embedding_size=4,
+            hidden_size=8,
+            readout_size=4,
+            normalizer="sparsemax",
+        )
