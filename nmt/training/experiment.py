@@ -314,6 +314,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
         log.info("test decoding precision: %s", decode_precision)
         best = trainer.fit()
         if not distributed.is_main:
+            distributed.barrier()  # rank 0 tests alone; the ranks then leave the process group together
             return None
         tests = test(best, test_search, splits, tokenizers, model, layout, device, decode_precision.precision)
         for name, result in tests.items():
@@ -332,6 +333,9 @@ def run(cfg: DictConfig, run_dir: Path) -> Scores | None:
                 **{f"valid_{name}": value for name, value in trainer.progress.best.items()},
             },
         )
+        # With gloo, a rank that destroys the group while another still works in it can abort
+        # ("terminate called without an active exception"): wait for each other first.
+        distributed.barrier()
         return scores
     finally:
         if trainer is not None:  # also after a failure: a sweep's next job runs in this process
