@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
+from typing import IO
 
 from nmt.utils.errors import UserError
+from nmt.utils.fileio import atomic_path
+from nmt.utils.precision import PRECISIONS
 
 
 def run_tool(
@@ -26,3 +30,30 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every tool that decodes with a checkpoint: batch budget, device, precision
+    and compilation, each defaulting to the run's own setting where it has one."""
+    parser.add_argument("--max-tokens", type=positive_int, default=4000, help="source tokens per batch")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto (bf16 where the hardware runs it natively, else fp32), or the matmuls' precision "
+        "under autocast; default: the run's decode_precision",
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="the decoder step and the log normalizer through torch.compile (a C++ compiler needed on "
+        "the CPU); default: the run's decode_compile",
+    )
+
+
+def open_output(path: str | None, stack: ExitStack) -> IO[str]:
+    """A text stream for `path`, written atomically: it replaces the file only when `stack`
+    closes without an error (standard output when `path` is None)."""
+    if path is None:
+        return sys.stdout
+    return stack.enter_context(open(stack.enter_context(atomic_path(path)), "w", encoding="utf-8"))

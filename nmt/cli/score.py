@@ -14,25 +14,16 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import IO
 
-from nmt.cli.common import positive_int, run_tool
+from nmt.cli.common import add_decoding_arguments, open_output, positive_int, run_tool
 from nmt.data.corpus import iter_parallel
 from nmt.utils.errors import UserError
-from nmt.utils.fileio import atomic_path
-from nmt.utils.precision import PRECISIONS
 
 
 def _chunks(src: str, ref: str, size: int) -> Iterator[list[tuple[str, str]]]:
     pairs = iter_parallel(src, ref)
     while chunk := list(itertools.islice(pairs, size)):
         yield chunk
-
-
-def _open_output(path: str | None, stack: ExitStack) -> IO[str]:
-    if path is None:
-        return sys.stdout
-    return stack.enter_context(open(stack.enter_context(atomic_path(path)), "w", encoding="utf-8"))
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -51,8 +42,8 @@ def _score(args: argparse.Namespace) -> None:
     translator = Translator.from_checkpoint(args.checkpoint, **options)
     reverse = Translator.from_checkpoint(args.reverse_checkpoint, **options) if args.reverse_checkpoint else None
     with ExitStack() as stack:
-        output = _open_output(args.output, stack)
-        alignments = _open_output(args.alignments, stack) if args.alignments else None
+        output = open_output(args.output, stack)
+        alignments = open_output(args.alignments, stack) if args.alignments else None
         line = 1
         for chunk in _chunks(args.src, args.ref, args.chunk_lines):
             sources, targets = [s for s, _ in chunk], [t for _, t in chunk]
@@ -86,16 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         help="a model of the other direction: --alignments then symmetrizes both (grow-diag-final)",
     )
-    parser.add_argument("--max-tokens", type=positive_int, default=4000, help="source tokens per batch")
     parser.add_argument("--chunk-lines", type=positive_int, default=10000, help="pairs read and scored at a time")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, help="default: the run's decode_precision")
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        help="the decoder step through torch.compile (a C++ compiler needed on the CPU); default: the run's "
-        "decode_compile",
-    )
+    add_decoding_arguments(parser)
     run_tool(_score, parser, argv)
 
 

@@ -15,12 +15,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
+from nmt.cli.common import add_decoding_arguments, open_output
 from nmt.data.corpus import decode_stream
 from nmt.utils.errors import UserError
-from nmt.utils.fileio import atomic_path
-from nmt.utils.precision import PRECISIONS
 
 
 def read_chunks(stream: BinaryIO, name: str, size: int) -> Iterator[list[str]]:
@@ -45,13 +44,6 @@ def _open_input(path: str | None, stack: ExitStack) -> BinaryIO:
     if not Path(path).is_file():
         raise UserError(f"{path}: file not found")
     return stack.enter_context(gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb"))
-
-
-def _open_output(path: str | None, stack: ExitStack) -> IO[str]:
-    """A text stream for `path` written atomically (stdout when None)."""
-    if path is None:
-        return sys.stdout
-    return stack.enter_context(open(stack.enter_context(atomic_path(path)), "w", encoding="utf-8"))
 
 
 def _translate(args: argparse.Namespace) -> None:
@@ -87,8 +79,8 @@ def _translate(args: argparse.Namespace) -> None:
     if args.heatmaps:
         Path(args.heatmaps).mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        output = _open_output(args.output, stack)
-        alignments = _open_output(args.alignments, stack) if args.alignments else None
+        output = open_output(args.output, stack)
+        alignments = open_output(args.alignments, stack) if args.alignments else None
         line = 1
         for chunk in read_chunks(_open_input(args.input, stack), args.input or "<stdin>", args.chunk_lines):
             results = translator.translate_nbest(
@@ -165,21 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="print the attention's mean entropy and source coverage to stderr at the end",
     )
-    parser.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
     parser.add_argument("--chunk-lines", type=int, default=10000, help="lines read and translated at a time")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="auto (bf16 where the hardware runs it natively, else fp32), or the matmuls' precision "
-        "under autocast; default: the run's decode_precision",
-    )
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        help="the log normalizer of every step through torch.compile (beam search faster; a C++ "
-        "compiler needed on the CPU); default: the run's decode_compile",
-    )
+    add_decoding_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:

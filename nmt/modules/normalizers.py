@@ -46,13 +46,17 @@ def _entmax15(z: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.clamp(z - tau.gather(dim, size - 1), min=0) ** 2
 
 
+def _saved(ctx: FunctionCtx, p: torch.Tensor, dim: int) -> torch.Tensor:
+    """Keeps the output (both backwards need only it) and the dimension; returns the output."""
+    ctx.save_for_backward(p)
+    ctx.dim = dim
+    return p
+
+
 class _Sparsemax(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, z: torch.Tensor, dim: int) -> torch.Tensor:
-        p = _sparsemax(z, dim)
-        ctx.save_for_backward(p)
-        ctx.dim = dim
-        return p
+        return _saved(ctx, _sparsemax(z, dim), dim)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -66,10 +70,7 @@ class _Sparsemax(torch.autograd.Function):
 class _Entmax15(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, z: torch.Tensor, dim: int) -> torch.Tensor:
-        p = _entmax15(z, dim)
-        ctx.save_for_backward(p)
-        ctx.dim = dim
-        return p
+        return _saved(ctx, _entmax15(z, dim), dim)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
