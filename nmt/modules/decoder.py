@@ -98,19 +98,20 @@ class RecurrentDecoder(nn.Module):
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         key_size: int,
         init_size: int,
         embedding_size: int,
         hidden_size: int,
-        num_layers: int,
-        scorer: Callable[..., Scorer] | None,
         dynamic_size: int,
         readout_size: int,
-        tie_embeddings: bool,
-        embedding_dropout: float,
-        hidden_dropout: float,
-        output_dropout: float,
+        num_layers: int = 1,
+        scorer: Callable[..., Scorer] | None = None,
+        tie_embeddings: bool = False,
+        embedding_dropout: float = 0.0,
+        hidden_dropout: float = 0.0,
+        output_dropout: float = 0.0,
         normalizer: str = "softmax",
         cell: str = "gru",
     ) -> None:
@@ -305,38 +306,21 @@ class BahdanauDecoder(RecurrentDecoder):
 
     def __init__(
         self,
-        vocab_size: int,
+        *,
         key_size: int,
-        init_size: int,
         embedding_size: int,
         hidden_size: int,
         readout_size: int,
-        scorer: Callable[..., Scorer] | None = None,
-        num_layers: int = 1,
         deep_output: str = "maxout",
-        tie_embeddings: bool = False,
-        embedding_dropout: float = 0.0,
-        hidden_dropout: float = 0.0,
-        output_dropout: float = 0.0,
-        normalizer: str = "softmax",
-        cell: str = "gru",
+        **shared: Any,
     ) -> None:
         super().__init__(
-            vocab_size,
-            key_size,
-            init_size,
-            embedding_size,
-            hidden_size,
-            num_layers,
-            scorer,
-            dynamic_size=key_size,
+            key_size=key_size,
+            embedding_size=embedding_size,
+            hidden_size=hidden_size,
+            dynamic_size=key_size,  # the context c(i) enters the GRU with the embedding
             readout_size=readout_size,
-            tie_embeddings=tie_embeddings,
-            embedding_dropout=embedding_dropout,
-            hidden_dropout=hidden_dropout,
-            output_dropout=output_dropout,
-            normalizer=normalizer,
-            cell=cell,
+            **shared,
         )
         self.deep_output = DeepOutput(hidden_size + key_size + embedding_size, readout_size, deep_output)
 
@@ -364,39 +348,14 @@ class LuongDecoder(RecurrentDecoder):
     """
 
     def __init__(
-        self,
-        vocab_size: int,
-        key_size: int,
-        init_size: int,
-        embedding_size: int,
-        hidden_size: int,
-        attentional_size: int,
-        scorer: Callable[..., Scorer] | None = None,
-        num_layers: int = 1,
-        input_feeding: bool = True,
-        tie_embeddings: bool = False,
-        embedding_dropout: float = 0.0,
-        hidden_dropout: float = 0.0,
-        output_dropout: float = 0.0,
-        normalizer: str = "softmax",
-        cell: str = "gru",
+        self, *, key_size: int, hidden_size: int, attentional_size: int, input_feeding: bool = True, **shared: Any
     ) -> None:
         super().__init__(
-            vocab_size,
-            key_size,
-            init_size,
-            embedding_size,
-            hidden_size,
-            num_layers,
-            scorer,
-            dynamic_size=attentional_size if input_feeding else 0,
+            key_size=key_size,
+            hidden_size=hidden_size,
+            dynamic_size=attentional_size if input_feeding else 0,  # h~(t-1) enters with the embedding
             readout_size=attentional_size,
-            tie_embeddings=tie_embeddings,
-            embedding_dropout=embedding_dropout,
-            hidden_dropout=hidden_dropout,
-            output_dropout=output_dropout,
-            normalizer=normalizer,
-            cell=cell,
+            **shared,
         )
         self.input_feeding = input_feeding
         self.attentional_size = attentional_size
