@@ -6,7 +6,14 @@ training) or sideways between packages of one rank fails here with the line that
 """
 
 import ast
+import importlib
+import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 import pytest
 
@@ -80,3 +87,11 @@ def test_the_check_catches_an_import_that_runs_up(tmp_path: Path) -> None:
     upward.write_text("def f():\n    from nmt.training.trainer import Trainer\n")
     assert nmt_imports(upward) == [(2, "nmt.training.trainer")]
     assert layer_of("nmt.training.trainer")[1] > layer_of("nmt.decoding.search")[1]
+
+
+def test_every_console_tool_lives_in_the_cli_package_and_resolves() -> None:
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts and all(target.startswith("nmt.cli.") for target in scripts.values()), scripts
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), name

@@ -21,7 +21,7 @@ from nmt.analysis.results import (
     shown_path,
     systems_table,
 )
-from nmt.cli.common import positive_int, run_tool
+from nmt.cli.common import add_length_arguments, positive_int, run_tool
 from nmt.data.corpus import read_lines
 from nmt.metrics.bleu import DEFAULT_SEED, group_bootstrap
 from nmt.utils.errors import UserError
@@ -119,13 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--by-length", metavar="PREFIX", help="BLEU by source length: PREFIX.md, PREFIX.png and PREFIX.svg"
     )
-    parser.add_argument("--bucket-width", type=positive_int, default=10, help="source lengths per bucket")
-    parser.add_argument(
-        "--min-bucket",
-        type=positive_int,
-        default=50,
-        help="merge neighbouring buckets until each has this many sentences",
-    )
+    add_length_arguments(parser)
     run_tool(_collect, parser, argv)
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from typing import IO
+from typing import IO, TypeVar
 
 from nmt.utils.errors import UserError
 from nmt.utils.fileio import atomic_path
 from nmt.utils.precision import PRECISIONS
+
+T = TypeVar("T")
 
 
 def run_tool(
@@ -57,3 +60,22 @@ def open_output(path: str | None, stack: ExitStack) -> IO[str]:
     if path is None:
         return sys.stdout
     return stack.enter_context(open(stack.enter_context(atomic_path(path)), "w", encoding="utf-8"))
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to `size` consecutive items: a tool reads and processes a large input a chunk at
+    a time, so it streams."""
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def add_length_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bucketing options of BLEU by source length (`nmt.analysis.length.length_buckets`)."""
+    parser.add_argument("--bucket-width", type=positive_int, default=10, help="source lengths per bucket")
+    parser.add_argument(
+        "--min-bucket",
+        type=positive_int,
+        default=50,
+        help="merge neighbouring buckets until each has this many sentences",
+    )

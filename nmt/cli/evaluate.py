@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nmt.cli.common import positive_int, run_tool
+from nmt.cli.common import add_length_arguments, positive_int, run_tool
 from nmt.data.corpus import read_lines
 from nmt.metrics.bleu import DEFAULT_SEED, check_lengths, paired_bootstrap, score
 from nmt.utils.errors import UserError
@@ -62,13 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=positive_int, default=DEFAULT_SEED, help="bootstrap seed")
     parser.add_argument("--src", help="source file: print BLEU by source length (words)")
     parser.add_argument("--by-length", metavar="PREFIX", help="with --src: also plot it to PREFIX.png and PREFIX.svg")
-    parser.add_argument("--bucket-width", type=positive_int, default=10, help="source lengths per bucket")
-    parser.add_argument(
-        "--min-bucket",
-        type=positive_int,
-        default=50,
-        help="merge neighbouring buckets until each has this many sentences",
-    )
+    add_length_arguments(parser)
     run_tool(_evaluate, parser, argv)
 
 

@@ -9,21 +9,13 @@ that stops on an error (files of unequal length, invalid UTF-8, both named) leav
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import sys
-from collections.abc import Iterator
 from contextlib import ExitStack
 
-from nmt.cli.common import add_decoding_arguments, open_output, positive_int, run_tool
+from nmt.cli.common import add_decoding_arguments, chunks, open_output, positive_int, run_tool
 from nmt.data.corpus import iter_parallel
 from nmt.utils.errors import UserError
-
-
-def _chunks(src: str, ref: str, size: int) -> Iterator[list[tuple[str, str]]]:
-    pairs = iter_parallel(src, ref)
-    while chunk := list(itertools.islice(pairs, size)):
-        yield chunk
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -45,7 +37,7 @@ def _score(args: argparse.Namespace) -> None:
         output = open_output(args.output, stack)
         alignments = open_output(args.alignments, stack) if args.alignments else None
         line = 1
-        for chunk in _chunks(args.src, args.ref, args.chunk_lines):
+        for chunk in chunks(iter_parallel(args.src, args.ref), args.chunk_lines):
             sources, targets = [s for s, _ in chunk], [t for _, t in chunk]
             scores = translator.score(sources, targets, attention=alignments is not None, first_line=line)
             for scored in scores:

@@ -12,30 +12,13 @@ import argparse
 import gzip
 import logging
 import sys
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
-from nmt.cli.common import add_decoding_arguments, open_output
+from nmt.cli.common import add_decoding_arguments, chunks, open_output
 from nmt.data.corpus import decode_stream
 from nmt.utils.errors import UserError
-
-
-def read_chunks(stream: BinaryIO, name: str, size: int) -> Iterator[list[str]]:
-    """Yields lists of up to `size` decoded lines (without newlines).
-
-    Raises:
-        UserError: naming `name` and the 1-based line that is not valid UTF-8.
-    """
-    chunk: list[str] = []
-    for line in decode_stream(stream, name):
-        chunk.append(line)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _open_input(path: str | None, stack: ExitStack) -> BinaryIO:
@@ -82,7 +65,8 @@ def _translate(args: argparse.Namespace) -> None:
         output = open_output(args.output, stack)
         alignments = open_output(args.alignments, stack) if args.alignments else None
         line = 1
-        for chunk in read_chunks(_open_input(args.input, stack), args.input or "<stdin>", args.chunk_lines):
+        lines = decode_stream(_open_input(args.input, stack), args.input or "<stdin>")  # invalid UTF-8: named
+        for chunk in chunks(lines, args.chunk_lines):
             results = translator.translate_nbest(
                 chunk, search=args.search, attention=want_attention, first_line=line, **overrides
             )

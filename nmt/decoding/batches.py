@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 
-from nmt.data.batching import bucket_batches, collate
+from nmt.data.batching import Batch, bucket_batches, collate
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.search import Decodable, Hypothesis, Search
 from nmt.utils.precision import autocast
+
+T = TypeVar("T")
 
 
 def translate_hypotheses(
@@ -29,13 +34,29 @@ def translate_hypotheses(
     matrix again.
     """
     model.eval()
-    outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
-    for indices in bucket_batches([len(s) for s in src_ids], None, max_tokens):
+    return in_length_batches(
+        lambda batch, _: search(model, batch.src, batch.src_lengths), src_ids, None, max_tokens, device, precision
+    )
+
+
+def in_length_batches(
+    run: Callable[[Batch, list[int]], list[T]],
+    src_ids: list[list[int]],
+    tgt_lengths: list[int] | None,
+    max_tokens: int,
+    device: torch.device | str,
+    precision: str,
+) -> list[T]:
+    """`run(batch, indices)` over batches of similar-length sources (and targets, when their
+    lengths are given) within `max_tokens`, under autocast in `precision`; its per-sentence
+    results in input order. The one batching loop of decoding, forced decoding included."""
+    outputs: list[T | None] = [None] * len(src_ids)
+    for indices in bucket_batches([len(s) for s in src_ids], tgt_lengths, max_tokens):
         batch = collate([src_ids[i] for i in indices], None, indices).to(torch.device(device))
         with autocast(device, precision):
-            found = search(model, batch.src, batch.src_lengths)
-        for index, hypotheses in zip(indices, found):
-            outputs[index] = hypotheses
+            found = run(batch, indices)
+        for index, result in zip(indices, found):
+            outputs[index] = result
     return outputs
 
 

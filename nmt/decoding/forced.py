@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nmt.data.batching import bucket_batches, collate
+from nmt.data.batching import Batch
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.decoding.batches import in_length_batches
 from nmt.decoding.search import Decodable
-from nmt.utils.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,10 @@ def force_decode_all(
     attention: bool = False,
 ) -> list[ForcedTarget]:
     """`force_decode` over batches of similar-length pairs (sources without EOS); results in
-    input order. `precision` as in `nmt.decoding.batches.translate_hypotheses`."""
+    input order (`nmt.decoding.batches.in_length_batches`)."""
     model.eval()
-    results: list[ForcedTarget | None] = [None] * len(src_ids)
-    for indices in bucket_batches([len(s) for s in src_ids], [len(t) for t in tgt_ids], max_tokens):
-        batch = collate([src_ids[i] for i in indices], None, indices).to(torch.device(device))
-        with autocast(device, precision):
-            found = force_decode(model, batch.src, batch.src_lengths, [tgt_ids[i] for i in indices], attention)
-        for index, result in zip(indices, found):
-            results[index] = result
-    return results
+
+    def run(batch: Batch, indices: list[int]) -> list[ForcedTarget]:
+        return force_decode(model, batch.src, batch.src_lengths, [tgt_ids[i] for i in indices], attention)
+
+    return in_length_batches(run, src_ids, [len(t) for t in tgt_ids], max_tokens, device, precision)
