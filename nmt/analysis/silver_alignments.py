@@ -5,7 +5,7 @@ Gold word alignments for Multi30k do not exist, so a strong statistical aligner,
 in both directions; its two directions, symmetrized by grow-diag-final, are the silver reference.
 How far the aligner's own directions are from that reference (and from each other) says how
 much the silver can be trusted, so a model's AER reads against it. Words are whitespace tokens,
-as in `nmt.metrics.alignment` (whose word links come from the pieces' "▁" marks).
+as in `nmt.data.alignments` (whose word links come from the pieces' "▁" marks).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmt.metrics.alignment import Alignment, AlignmentScores, Link, alignment_error_rate, grow_diag_final, read_pharaoh
+from nmt.data.alignments import Alignment, Link, read_pharaoh
+from nmt.metrics.alignment import AlignmentScores, alignment_error_rate, grow_diag_final
 from nmt.utils.errors import UserError
 
 
@@ -43,11 +44,23 @@ def eflomal_alignments(
     Raises:
         UserError: when eflomal is not installed.
     """
+    forward, backward = eflomal_directions([*train[0], *test[0]], [*train[1], *test[1]])
+    first = len(train[0])
+    forward, backward = forward[first:], backward[first:]
+    return SilverAlignments(forward, backward, [grow_diag_final(f, b) for f, b in zip(forward, backward)])
+
+
+def eflomal_directions(sources: Sequence[str], targets: Sequence[str]) -> tuple[list[set[Link]], list[set[Link]]]:
+    """eflomal's links of each pair in both directions, (source word, target word) each; their
+    grow-diag-final is the usual symmetrized alignment (`scripts/silver_alignments.py` writes it).
+
+    Raises:
+        UserError: when eflomal is not installed, or wrote another number of alignments.
+    """
     try:
         import eflomal
     except ImportError:
         raise UserError("the silver alignments need eflomal: pip install eflomal") from None
-    sources, targets = [*train[0], *test[0]], [*train[1], *test[1]]
     with tempfile.TemporaryDirectory(prefix="nmt-eflomal-") as folder:
         forward_file, backward_file = Path(folder) / "forward", Path(folder) / "backward"
         eflomal.Aligner().align(
@@ -57,13 +70,13 @@ def eflomal_alignments(
             links_filename_rev=str(backward_file),
             quiet=True,
         )
-        first, written = len(train[0]), [read_pharaoh(path) for path in (forward_file, backward_file)]
+        written = [read_pharaoh(path) for path in (forward_file, backward_file)]
         if any(len(links) != len(sources) for links in written):  # eflomal does not report a failed run
             raise UserError(
                 f"eflomal wrote {len(written[0])} and {len(written[1])} alignments for {len(sources)} pairs"
             )
-        forward, backward = ([set(a.possible) for a in links[first:]] for links in written)
-    return SilverAlignments(forward, backward, [grow_diag_final(f, b) for f, b in zip(forward, backward)])
+    forward, backward = ([set(a.possible) for a in links] for links in written)
+    return forward, backward
 
 
 def against(links: Sequence[set[Link] | list[Link]], reference: Sequence[set[Link]]) -> AlignmentScores:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from nmt.cli.common import run_tool
-from nmt.metrics.alignment import alignment_error_rate, read_pharaoh
+from nmt.data.alignments import read_pharaoh
+from nmt.metrics.alignment import alignment_error_rate
 from nmt.utils.errors import UserError
 
 

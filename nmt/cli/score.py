@@ -19,8 +19,8 @@ from nmt.utils.errors import UserError
 
 
 def _score(args: argparse.Namespace) -> None:
+    from nmt.data.alignments import format_pharaoh
     from nmt.decoding.translator import Translator  # heavy imports only once the arguments are fine
-    from nmt.metrics.alignment import format_pharaoh
 
     if args.reverse_checkpoint and not args.alignments:
         raise UserError("--reverse-checkpoint goes with --alignments (it only symmetrizes the alignments)")

@@ -32,9 +32,10 @@ def _open_input(path: str | None, stack: ExitStack) -> BinaryIO:
 def _translate(args: argparse.Namespace) -> None:
     from matplotlib.image import imsave  # heavy imports only once the arguments are fine
 
+    from nmt.data.alignments import format_pharaoh
     from nmt.decoding.attention_maps import AttentionExample, attention_figure
     from nmt.decoding.translator import Translator
-    from nmt.metrics.alignment import format_pharaoh, summarize_attention
+    from nmt.metrics.alignment import summarize_attention
 
     translator = Translator.from_checkpoint(
         args.checkpoint, device=args.device, max_tokens=args.max_tokens, precision=args.precision, compile=args.compile

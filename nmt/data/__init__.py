@@ -1,4 +1,4 @@
-"""Data: obtaining corpora, reading parallel text, sentencepiece, the memory-mapped cache, batching."""
+"""Data: obtaining corpora, reading parallel text, sentencepiece, word alignments, the memory-mapped cache, batching."""
 
 from nmt.utils.exports import lazy_exports
 
@@ -15,6 +15,9 @@ EXPORTS = {
     "encode_corpus": "encoding",
     "IndexedPairs": "indexed",
     "open_pairs": "indexed",
+    "Alignment": "alignments",
+    "read_pharaoh": "alignments",
+    "format_pharaoh": "alignments",
     "Batch": "batching",
     "collate": "batching",
     "bucket_batches": "batching",

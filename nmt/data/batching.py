@@ -16,6 +16,7 @@ from typing import overload
 import numpy as np
 import torch
 
+from nmt.data.alignments import alignment_targets
 from nmt.data.indexed import IndexedPairs
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -33,6 +34,9 @@ class Batch:
         target_positions: (N,) the real (non-pad) positions of tgt_out, as indices into it
             flattened: where the loss needs logits. Found on the host when the batch is made,
             so that a batch on a GPU needs no synchronisation to find them.
+        alignment: (B, T, S) what guided alignment pulls the attention of each target position
+            towards (`nmt.data.alignments.alignment_targets`), when the pairs came with word
+            alignments; else None.
     """
 
     src: torch.Tensor
@@ -41,6 +45,7 @@ class Batch:
     tgt_out: torch.Tensor | None
     indices: list[int]
     target_positions: torch.Tensor | None = None
+    alignment: torch.Tensor | None = None
 
     @property
     def num_target_tokens(self) -> int:
@@ -57,6 +62,7 @@ class Batch:
             move(self.tgt_out),
             self.indices,
             move(self.target_positions),
+            move(self.alignment),
         )
 
 
@@ -74,13 +80,23 @@ def _frame(rows: Sequence[Sequence[int]], bos: bool, eos: bool) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def collate(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]] | None, indices: list[int]) -> Batch:
-    """Pads one batch of id sequences; EOS is appended to sources, BOS/EOS frame targets."""
+def collate(
+    src_ids: Sequence[Sequence[int]],
+    tgt_ids: Sequence[Sequence[int]] | None,
+    indices: list[int],
+    links: Sequence[Sequence[int]] | None = None,
+) -> Batch:
+    """Pads one batch of id sequences; EOS is appended to sources, BOS/EOS frame targets.
+    `links` (each pair's flat piece links, with targets) become the batch's `alignment`."""
     src = _frame(src_ids, bos=False, eos=True)
     src_lengths = torch.tensor([len(ids) + 1 for ids in src_ids], dtype=torch.long)
     if tgt_ids is None:
         return Batch(src, src_lengths, None, None, indices)
     tgt_out = _frame(tgt_ids, bos=False, eos=True)
+    alignment = None
+    if links is not None:
+        lengths = ([len(ids) for ids in side] for side in (src_ids, tgt_ids))
+        alignment = alignment_targets(links, *lengths, (len(src_ids), tgt_out.size(1), src.size(1)))
     return Batch(
         src,
         src_lengths,
@@ -88,6 +104,7 @@ def collate(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]] |
         tgt_out,
         indices,
         torch.from_numpy(np.flatnonzero(tgt_out.numpy() != PAD_ID)),
+        alignment,
     )
 
 
@@ -253,7 +270,8 @@ class ParallelData:
     def collate(self, indices: list[int]) -> Batch:
         """The padded batch of the examples at `indices`."""
         rows = self.rows[indices]
-        return collate([self.pairs.src[row] for row in rows], [self.pairs.tgt[row] for row in rows], indices)
+        links = None if self.pairs.links is None else [self.pairs.links[row] for row in rows]
+        return collate([self.pairs.src[row] for row in rows], [self.pairs.tgt[row] for row in rows], indices, links)
 
     def target_tokens(self, indices: list[int]) -> int:
         """Real target tokens of those examples (EOS included): the loss's normalizer, known

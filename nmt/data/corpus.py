@@ -8,6 +8,7 @@ of small files (validation and test sets).
 from __future__ import annotations
 
 import gzip
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -51,28 +52,25 @@ def read_lines(path: str | Path) -> list[str]:
     return list(iter_lines(path))
 
 
-def iter_parallel(src_path: str | Path, tgt_path: str | Path) -> Iterator[tuple[str, str]]:
-    """Streams the line pairs of two line-aligned files.
+def iter_parallel(*paths: str | Path) -> Iterator[tuple[str, ...]]:
+    """Streams the line tuples of line-aligned files (a source and a target file, and maybe a
+    third that belongs to them, such as their word alignments).
 
     Raises:
-        UserError: if either file is unreadable or their line counts differ (counted to the end
-            of the longer file, so the message gives both counts).
+        UserError: if a file is unreadable or the line counts differ (counted to the end of the
+            longer file, so the message gives both counts).
     """
-    src_lines, tgt_lines = iter_lines(src_path), iter_lines(tgt_path)
+    streams = [iter_lines(path) for path in paths]
     count = 0
-    for src in src_lines:
-        tgt = next(tgt_lines, None)
-        if tgt is None:
-            raise _unequal(src_path, count + 1 + sum(1 for _ in src_lines), tgt_path, count)
+    for lines in itertools.zip_longest(*streams):
+        if None in lines:
+            counts = [count + (line is not None) + sum(1 for _ in stream) for line, stream in zip(lines, streams)]
+            other = next(index for index, n in enumerate(counts) if n != counts[0])
+            raise UserError(
+                f"parallel files differ in length: {paths[0]} has {counts[0]} lines, {paths[other]} has {counts[other]}"
+            )
         count += 1
-        yield src, tgt
-    tgt_rest = sum(1 for _ in tgt_lines)
-    if tgt_rest:
-        raise _unequal(src_path, count, tgt_path, count + tgt_rest)
-
-
-def _unequal(src_path: str | Path, src_count: int, tgt_path: str | Path, tgt_count: int) -> UserError:
-    return UserError(f"parallel files differ in length: {src_path} has {src_count} lines, {tgt_path} has {tgt_count}")
+        yield lines
 
 
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:

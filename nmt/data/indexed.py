@@ -9,10 +9,13 @@ side (`src`, `tgt`):
     <side>.lengths   int32 sentence lengths: what the length filter and batching read, without
                      touching the ids
 
-and `header.json`: the format version, the counts and dtypes, a SHA-256 per file, and where the
-data came from. `open_pairs` checks all of it before mapping a file, so a truncated, altered or
-half-written folder is refused (`CorruptData`), never read. A sentence is a view into the mapped
-array; nothing is copied into Python lists, so a process holds only the pages it touches.
+and, when the corpus came with word alignments, a third such side, `links`: each sentence's
+(target piece, source piece) links back to back (`nmt.data.alignments.piece_links`), its
+"length" twice its number of links. `header.json` holds the format version, the counts and
+dtypes, a SHA-256 per file, and where the data came from. `open_pairs` checks all of it before
+mapping a file, so a truncated, altered or half-written folder is refused (`CorruptData`), never
+read. A sentence is a view into the mapped array; nothing is copied into Python lists, so a
+process holds only the pages it touches.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from nmt.utils.fileio import file_sha256
 
 FORMAT_VERSION = 1
 SIDES = ("src", "tgt")
+LINKS = "links"
+KINDS = ("ids", "offsets", "lengths")
 HEADER = "header.json"
 
 
@@ -87,11 +92,14 @@ class IndexedPairs:
     Attributes:
         src, tgt: the two sides, equally long.
         empty_pairs: pairs of the original files left out because a side was empty.
+        links: row i's piece links, flat (target piece, source piece) pairs, when the corpus
+            came with word alignments (else None).
     """
 
     src: IndexedTokens
     tgt: IndexedTokens
     empty_pairs: int = 0
+    links: IndexedTokens | None = None
 
     @classmethod
     def from_lists(cls, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]) -> IndexedPairs:
@@ -108,15 +116,16 @@ class IndexedWriter:
 
     Args:
         folder: an existing, empty folder.
-        dtypes: the ids' dtype of each side (see `id_dtype`).
+        dtypes: the ids' dtype of each side (see `id_dtype`): `src` and `tgt`, and `links` when
+            there are alignments.
     """
 
     def __init__(self, folder: Path, dtypes: dict[str, np.dtype]) -> None:
         self.folder, self.dtypes = folder, dtypes
-        self._files = {side: open(folder / f"{side}.ids", "wb") for side in SIDES}
-        self._hashes = {side: hashlib.sha256() for side in SIDES}
-        self._tokens = dict.fromkeys(SIDES, 0)
-        self._lengths: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
+        self._files = {side: open(folder / f"{side}.ids", "wb") for side in dtypes}
+        self._hashes = {side: hashlib.sha256() for side in dtypes}
+        self._tokens = dict.fromkeys(dtypes, 0)
+        self._lengths: dict[str, list[np.ndarray]] = {side: [] for side in dtypes}
 
     def __enter__(self) -> IndexedWriter:
         return self
@@ -138,7 +147,7 @@ class IndexedWriter:
     def finish(self, empty_pairs: int, made_from: dict[str, str]) -> None:
         """Writes the lengths, offsets and header (call once, after the last `add`)."""
         files: dict[str, dict[str, Any]] = {}
-        for side in SIDES:
+        for side in self.dtypes:
             self._files[side].close()
             files[f"{side}.ids"] = {
                 "dtype": self.dtypes[side].name,
@@ -178,16 +187,15 @@ def open_pairs(folder: Path) -> IndexedPairs:
         if header["format"] != FORMAT_VERSION:
             raise CorruptData(f"format version {header['format']}, this version of nmt reads {FORMAT_VERSION}")
         pairs, files = header["pairs"], header["files"]
-        if set(files) != {f"{side}.{kind}" for side in SIDES for kind in ("ids", "offsets", "lengths")} or any(
+        sides = (*SIDES, LINKS) if f"{LINKS}.ids" in files else SIDES
+        if set(files) != {f"{side}.{kind}" for side in sides for kind in KINDS} or any(
             (files[f"{side}.lengths"]["count"], files[f"{side}.offsets"]["count"]) != (pairs, pairs + 1)
-            for side in SIDES
+            for side in sides
         ):
-            raise CorruptData(f"{HEADER} does not describe two sides of {pairs} sentences")
+            raise CorruptData(f"{HEADER} does not describe {len(sides)} sides of {pairs} sentences")
         arrays = {name: _map(folder / name, entry) for name, entry in files.items()}
-        src, tgt = (
-            IndexedTokens(arrays[f"{side}.ids"], arrays[f"{side}.offsets"], arrays[f"{side}.lengths"]) for side in SIDES
-        )
-        return IndexedPairs(src, tgt, int(header["empty_pairs"]))
+        tokens = {side: IndexedTokens(*(arrays[f"{side}.{kind}"] for kind in KINDS)) for side in sides}
+        return IndexedPairs(tokens["src"], tokens["tgt"], int(header["empty_pairs"]), tokens.get(LINKS))
     except (KeyError, TypeError, ValueError) as error:  # a JSONDecodeError is a ValueError
         raise CorruptData(f"{HEADER} is malformed ({type(error).__name__}: {error})") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # Fixed ids of the special symbols, the same in every model this project trains.
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+WORD_START = "\u2581"
+"""Sentencepiece's mark ("▁") on a piece that begins a new word."""
 
 
 class Tokenizer:
@@ -58,6 +62,13 @@ class Tokenizer:
     def vocab_size(self) -> int:
         """Number of pieces, special symbols included."""
         return self.processor.get_piece_size()
+
+    @functools.cached_property
+    def begins_word(self) -> np.ndarray:
+        """(V,) bool: which pieces begin a word (carry sentencepiece's "▁" mark), to find the word
+        of each piece of an id sequence (`nmt.data.alignments.word_of_each_piece`)."""
+        pieces = map(self.processor.id_to_piece, range(self.vocab_size))
+        return np.fromiter((piece.startswith(WORD_START) for piece in pieces), bool, self.vocab_size)
 
     def encode(self, lines: list[str]) -> list[list[int]]:
         """Raw sentences -> piece ids (no BOS/EOS)."""

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from nmt.data.alignments import Link
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.batches import translate_hypotheses
 from nmt.decoding.ensemble import Ensemble
 from nmt.decoding.forced import force_decode_all
 from nmt.decoding.loading import load_model
 from nmt.decoding.search import Decodable, Hypothesis, Search, build_search
-from nmt.metrics.alignment import Link, argmax_alignment, grow_diag_final, pieces_to_words
+from nmt.metrics.alignment import argmax_alignment, grow_diag_final, pieces_to_words
 from nmt.utils.device import resolve_device
 from nmt.utils.errors import UserError
 from nmt.utils.precision import check_precision, choose_precision

@@ -1,4 +1,4 @@
-"""Metrics: sacreBLEU scores and significance tests; word alignments and AER."""
+"""Metrics: sacreBLEU scores and significance tests; attention diagnostics, symmetrized alignments and AER."""
 
 from nmt.utils.exports import lazy_exports
 
@@ -8,12 +8,9 @@ EXPORTS = {
     "paired_bootstrap": "bleu",
     "group_bootstrap": "bleu",
     "is_better": "bleu",
-    "Alignment": "alignment",
     "alignment_error_rate": "alignment",
     "argmax_alignment": "alignment",
     "grow_diag_final": "alignment",
-    "read_pharaoh": "alignment",
-    "format_pharaoh": "alignment",
     "summarize_attention": "alignment",
 }
 __all__ = sorted(EXPORTS)

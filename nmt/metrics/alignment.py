@@ -1,33 +1,25 @@
-"""Attention diagnostics and word alignments: entropy, coverage, hard alignments, Pharaoh files, AER.
+"""Attention diagnostics and word alignments: entropy, coverage, hard alignments, symmetrization, AER.
 
 An attention matrix is (T, S): row t holds the weights output position t gave the S source
 positions, as the model produced them (rows sum to one; `nmt.decoding.attention_maps.AttentionExample.weights`
 is one, with the "</s>" row and column).
 
-A link `(i, j)` joins source position i to target position j, and is written `i-j` in
-Pharaoh format (source first, as Moses, fast_align and the usual gold standards do). Gold
-files mark sure links `i-j` and possible links `i?j` on one line per sentence; sure links are
-possible too (S ⊆ P), as AER requires.
+A link `(i, j)` joins source position i to target position j; reading and writing them as
+Pharaoh files is `nmt.data.alignments`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from nmt.data.corpus import read_lines
-from nmt.utils.errors import UserError
-
-WORD_START = "\u2581"
-"""Sentencepiece's mark ("▁") on a piece that begins a new word."""
-
-Link = tuple[int, int]
-"""(source position, target position)."""
+from nmt.data.alignments import Alignment, Link, word_indices
+from nmt.metrics.bleu import DEFAULT_SEED, bootstrap_p_value, resample_counts
 
 
 def attention_entropy(weights: np.ndarray) -> np.ndarray:
@@ -95,16 +87,6 @@ def argmax_alignment(weights: np.ndarray) -> set[Link]:
     return {(int(source), target) for target, source in enumerate(weights.argmax(axis=-1))}
 
 
-def word_indices(pieces: Sequence[str]) -> list[int]:
-    """The word each sentencepiece piece belongs to: a piece starting with "▁" begins a new word
-    (a lone "▁" too: the piece after it continues that word); leading pieces without it are word 0."""
-    indices, word = [], 0
-    for position, piece in enumerate(pieces):
-        word += position > 0 and piece.startswith(WORD_START)
-        indices.append(word)
-    return indices
-
-
 def pieces_to_words(links: Iterable[Link], source_pieces: Sequence[str], target_pieces: Sequence[str]) -> set[Link]:
     """Piece-level links -> word-level links: two words are aligned when any of their pieces are.
 
@@ -162,55 +144,6 @@ def grow_diag_final(forward: Iterable[Link], backward: Iterable[Link]) -> set[Li
 
 
 @dataclass(frozen=True)
-class Alignment:
-    """One sentence's links: for gold, AER's S and P; for hypotheses, `possible` (every link) is A."""
-
-    sure: frozenset[Link]
-    possible: frozenset[Link]  # includes every sure link
-
-
-def parse_pharaoh(line: str, where: str) -> Alignment:
-    """Parses `0-0 1-2 2?3`: `i-j` a sure link, `i?j` a possible one (an empty line: no links).
-
-    Args:
-        where: "file:line", for the error message.
-
-    Raises:
-        UserError: naming `where` and the first token that is not `i-j` or `i?j`.
-    """
-    sure, possible = set(), set()
-    for token in line.split():
-        separator = "-" if "-" in token else "?"
-        source, _, target = token.partition(separator)
-        if not (source.isdecimal() and target.isdecimal()):  # also rejects "", signs and "1-2-3"
-            raise UserError(f"{where}: bad alignment link {token!r} (expected i-j for sure or i?j for possible)")
-        link = (int(source), int(target))
-        possible.add(link)
-        if separator == "-":
-            sure.add(link)
-    return Alignment(frozenset(sure), frozenset(possible))
-
-
-def read_pharaoh(path: str | Path) -> list[Alignment]:
-    """One `Alignment` per line of a Pharaoh file.
-
-    Raises:
-        UserError: if the file is unreadable or a link is malformed (naming file and line).
-    """
-    return [parse_pharaoh(line, f"{path}:{number}") for number, line in enumerate(read_lines(path), start=1)]
-
-
-def format_pharaoh(links: Iterable[Link]) -> str:
-    """Links as one Pharaoh line `i-j ...`, sorted by source then target position."""
-    return " ".join(f"{i}-{j}" for i, j in sorted(links))
-
-
-def write_pharaoh(path: str | Path, alignments: Iterable[Iterable[Link]]) -> None:
-    """Writes one line of sure links per sentence."""
-    Path(path).write_text("".join(format_pharaoh(links) + "\n" for links in alignments), encoding="utf-8")
-
-
-@dataclass(frozen=True)
 class AlignmentScores:
     """Corpus AER, precision and recall (Och & Ney, 2003), and the link counts behind them.
 
@@ -243,13 +176,65 @@ def alignment_error_rate(hypotheses: Sequence[Iterable[Link]], gold: Sequence[Al
     Raises:
         ValueError: if the two have different numbers of sentences.
     """
+    a, s, a_and_s, a_and_p = sentence_counts(hypotheses, gold).sum(0).tolist()
+    aer = 1 - _ratio(a_and_s + a_and_p, a + s)
+    p = sum(len(reference.possible) for reference in gold)
+    return AlignmentScores(aer, _ratio(a_and_p, a), _ratio(a_and_s, s), a, s, p)
+
+
+def sentence_counts(hypotheses: Sequence[Iterable[Link]], gold: Sequence[Alignment]) -> np.ndarray:
+    """(N, 4) int64 per sentence: |A|, |S|, |A∩S|, |A∩P|, what AER sums over a corpus.
+
+    Raises:
+        ValueError: if the two have different numbers of sentences.
+    """
     if len(hypotheses) != len(gold):
         raise ValueError(f"{len(hypotheses)} hypothesis sentences, {len(gold)} gold sentences")
-    a = s = p = a_and_s = a_and_p = 0
+    rows = []
     for links, reference in zip(hypotheses, gold):
         links = set(links)
-        a, s, p = a + len(links), s + len(reference.sure), p + len(reference.possible)
-        a_and_s += len(links & reference.sure)
-        a_and_p += len(links & reference.possible)
-    aer = 1 - _ratio(a_and_s + a_and_p, a + s)
-    return AlignmentScores(aer, _ratio(a_and_p, a), _ratio(a_and_s, s), a, s, p)
+        rows.append((len(links), len(reference.sure), len(links & reference.sure), len(links & reference.possible)))
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+
+def aer_group_bootstrap(
+    systems: Sequence[Sequence[Sequence[Iterable[Link]]]],
+    gold: Sequence[Alignment],
+    baseline: int = 0,
+    samples: int = 1000,
+    seed: int = DEFAULT_SEED,
+) -> list[float | None]:
+    """Paired bootstrap p-values of AER, as `nmt.metrics.bleu.group_bootstrap` gives for BLEU:
+    systems of several runs each (a run: one list of links per test sentence), every run scored on
+    the same resamples of the test sentences, a system's AER on a resample the mean of its runs'.
+
+    Returns:
+        p vs the baseline per system (None for the baseline itself; 1.0 for identical links).
+    """
+    if seed < 1 or samples < 1:
+        raise ValueError(f"seed and samples must be positive, got seed={seed}, samples={samples}")
+    counts = resample_counts(len(gold), samples, seed)  # (R, N)
+    full, resampled = [], []
+    for runs in systems:
+        per_run = [sentence_counts(links, gold) for links in runs]  # (N, 4) each
+        full.append(np.mean([_aer(c.sum(0)) for c in per_run]))
+        resampled.append(np.mean([_aer(counts @ c) for c in per_run], axis=0))  # (R,)
+    same = [Counter(map(_frozen, runs)) == Counter(map(_frozen, systems[baseline])) for runs in systems]
+    return [
+        None
+        if index == baseline
+        else 1.0
+        if same[index]
+        else bootstrap_p_value(full[index] - full[baseline], resampled[index] - resampled[baseline])
+        for index in range(len(systems))
+    ]
+
+
+def _aer(sums: np.ndarray) -> np.ndarray:
+    """AER from summed (..., 4) counts |A|, |S|, |A∩S|, |A∩P|."""
+    sums = np.asarray(sums, dtype=np.float64)
+    return 1 - (sums[..., 2] + sums[..., 3]) / (sums[..., 0] + sums[..., 1])
+
+
+def _frozen(run: Sequence[Iterable[Link]]) -> tuple[frozenset[Link], ...]:
+    return tuple(frozenset(links) for links in run)

@@ -238,10 +238,7 @@ def group_bootstrap(
     for _, runs in systems:
         for name, hypotheses in runs:
             check_lengths(hypotheses, references, name)
-    size = len(references[0])
-    indices = np.random.default_rng(seed).choice(size, size=(samples, size), replace=True)
-    counts = np.zeros((samples, size))  # how often each sentence is drawn into each resample
-    np.add.at(counts, (np.arange(samples)[:, None], indices), 1)
+    counts = resample_counts(len(references[0]), samples, seed)
     refs = [list(stream) for stream in references]
     # identical outputs cannot differ; sacrebleu would call them significant (see `paired_bootstrap`)
     same = [sorted(map(tuple, runs)) == sorted(map(tuple, outputs[baseline])) for runs in outputs]
@@ -264,13 +261,23 @@ def group_bootstrap(
             if index == baseline
             else 1.0
             if same[index]
-            else _p_value(full[index] - full[baseline], resampled[index] - resampled[baseline])
+            else bootstrap_p_value(full[index] - full[baseline], resampled[index] - resampled[baseline])
             for index in range(len(outputs))
         ]
     return GroupTest(scores, p_values)
 
 
-def _p_value(observed: float, resampled: np.ndarray) -> float:
+def resample_counts(size: int, samples: int, seed: int) -> np.ndarray:
+    """(samples, size): how often each of `size` test sentences is drawn into each of `samples`
+    bootstrap resamples, from sacrebleu's index sets (`default_rng(seed)`). A resample's sum of a
+    per-sentence statistic is then one matrix product."""
+    indices = np.random.default_rng(seed).choice(size, size=(samples, size), replace=True)
+    counts = np.zeros((samples, size))
+    np.add.at(counts, (np.arange(samples)[:, None], indices), 1)
+    return counts
+
+
+def bootstrap_p_value(observed: float, resampled: np.ndarray) -> float:
     """sacrebleu's p for differences between two systems' scores: on the whole test set
     (`observed`) and on each resample."""
     differences = np.abs(resampled)

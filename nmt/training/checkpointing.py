@@ -88,6 +88,7 @@ RESUME_SETTINGS = (
     "trainer.clip_norm",
     "trainer.label_smoothing",
     "trainer.coverage_loss_weight",
+    "trainer.guided_alignment",
 )
 """Config keys (and everything under them) a resumed run must share with the run it continues:
 changing one would silently be overridden by the saved state (learning rate, schedule), or make
@@ -97,7 +98,13 @@ comes from (`data.local_dir`, another machine's copy of the same files)."""
 
 MAY_DIFFER = frozenset({"data.local_dir"})
 
-ADDED_SETTINGS = {"model.cell": "gru", "model.decoder.normalizer": "softmax"}
+ADDED_SETTINGS = {
+    "model.cell": "gru",
+    "model.decoder.normalizer": "softmax",
+    "trainer.guided_alignment._target_": "nmt.training.loss.GuidedAlignment",
+    "trainer.guided_alignment.weight": 0.0,
+    "trainer.guided_alignment.alignments": "null",
+}
 """Settings added after runs were saved without them, with the value that behaves as those runs
 did: a config that lacks the key compares as if it had that value."""
 

@@ -30,6 +30,7 @@ from nmt.data.tokenizer import Tokenizer, build_tokenizers
 from nmt.decoding.batches import translate_lines
 from nmt.decoding.search import Search, build_search
 from nmt.metrics.bleu import Scores, score
+from nmt.modules.attention import FixedContext
 from nmt.modules.seq2seq import Seq2Seq
 from nmt.training.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.training.run_layout import RunLayout
@@ -65,11 +66,22 @@ def load_training_data(
     cfg: DictConfig, splits: dict[str, SplitFiles], src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer
 ) -> ParallelData:
     """Encodes the training pairs (once per corpus and tokenizers: cached in `cfg.encoded_cache`),
-    memory-maps them and length-filters them; returns their batching."""
+    with their word alignments when guided alignment has a file, memory-maps them and
+    length-filters them; returns their batching."""
     files = splits["train"]
     if cfg.encode_workers is not None and cfg.encode_workers < 1:
         raise UserError(f"encode_workers={cfg.encode_workers}: must be at least 1 (null: min(4, CPU count))")
-    pairs = encode_corpus(files, src_tokenizer, tgt_tokenizer, Path(cfg.encoded_cache), cfg.encode_workers)
+    alignments = OmegaConf.select(cfg, "trainer.guided_alignment.alignments")
+    if alignments is not None and not Path(alignments).is_file():
+        raise UserError(f"trainer.guided_alignment.alignments={alignments}: file not found")
+    pairs = encode_corpus(
+        files,
+        src_tokenizer,
+        tgt_tokenizer,
+        Path(cfg.encoded_cache),
+        cfg.encode_workers,
+        None if alignments is None else Path(alignments),
+    )
     if pairs.empty_pairs:
         log.info("dropped %d training pairs with an empty side", pairs.empty_pairs)
     rows = filter_by_length(pairs.src.lengths, pairs.tgt.lengths, cfg.max_length)
@@ -178,6 +190,9 @@ def build_trainer(
     distributed: Distributed = Distributed(),
 ) -> Trainer:
     """The trainer with the optimizer and schedule of `cfg`, validating with `valid_search`."""
+    config = instantiate(cfg.trainer)
+    if config.guided_alignment.weight and isinstance(model.decoder.attention, FixedContext):
+        raise UserError("trainer.guided_alignment.weight > 0 needs attention to guide (model/attention is null)")
     optimizer = configured("optim", lambda: instantiate(cfg.optim)(model.parameters()))
     scheduler = configured("scheduler", lambda: instantiate(cfg.scheduler)(optimizer)) if cfg.get("scheduler") else None
     return Trainer(
@@ -188,7 +203,7 @@ def build_trainer(
         valid_data=valid_data,
         tokenizers=tokenizers,
         search=valid_search,
-        config=instantiate(cfg.trainer),
+        config=config,
         layout=layout,
         run_config=OmegaConf.to_container(cfg, resolve=True),
         device=device,

@@ -1,6 +1,9 @@
-"""The training objective: token cross-entropy, plus See et al.'s coverage penalty on request."""
+"""The training objective: token cross-entropy, plus on request See et al.'s coverage penalty and
+guided alignment (attention pulled towards given word alignments)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,6 +22,47 @@ def coverage_penalty(attention: torch.Tensor, target_mask: torch.Tensor) -> torc
     """
     coverage = attention.cumsum(1) - attention  # (B, T, S): attention paid before step i
     return (torch.minimum(attention, coverage).sum(-1) * target_mask).sum()
+
+
+@dataclass(frozen=True)
+class GuidedAlignment:
+    """Guided alignment (Marian's `--guided-alignment`; Garg et al. 2019): the attention of each
+    target position is pulled towards the source words it is aligned to.
+
+    Args:
+        weight: the weight of `guided_alignment_loss` beside the token cross-entropy (0: off).
+        alignments: a Pharaoh file of the training pairs' word links (`i-j`, source word i and
+            target word j counted from 0 in whitespace tokens, one line per pair), e.g. from
+            eflomal or fast_align; mapped onto the pieces when the corpus is encoded.
+    """
+
+    weight: float = 0.0
+    alignments: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"trainer.guided_alignment.weight={self.weight}: must be at least 0")
+        if self.weight and self.alignments is None:
+            raise ValueError(
+                f"trainer.guided_alignment.weight={self.weight} needs trainer.guided_alignment.alignments: "
+                "a Pharaoh file of the training pairs' word alignments"
+            )
+
+
+ATTENTION_FLOOR = 1e-6
+"""Added to the attention before its log, as Marian does: sparse normalizers give exact zeros."""
+
+
+def guided_alignment_loss(attention: torch.Tensor, alignment: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy between each target position's alignment distribution and its attention:
+    -sum_(b, t, s) A(b, t, s) log(alpha(b, t, s) + 1e-6). Positions without links (all-zero rows of
+    A) add nothing, so the sum is over aligned target tokens, as the token loss is over tokens.
+
+    Args:
+        attention: (B, T, S) weights of every step, fp32.
+        alignment: (B, T, S) rows summing to one or all zero (`nmt.data.alignments.alignment_targets`).
+    """
+    return -(alignment * torch.log(attention + ATTENTION_FLOOR)).sum()
 
 
 def _row_losses(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,17 +143,21 @@ def token_loss_sum(
     label_smoothing: float = 0.0,
     coverage_loss_weight: float = 0.0,
     compiled: bool = False,
+    guided_alignment_weight: float = 0.0,
 ) -> torch.Tensor:
     """Summed cross-entropy over the non-pad target tokens of a batch (plus the weighted
-    coverage penalty, when asked for).
+    coverage penalty and guided alignment loss, when asked for).
 
     Args:
         model: a `Seq2Seq`, or a wrapper of one (DDP) with the same forward.
         compiled: compute the cross-entropy with `torch.compile` (see `SmoothedCrossEntropy`).
+        guided_alignment_weight: weight of `guided_alignment_loss` against `batch.alignment`.
     """
     positions = batch.target_positions  # logits at real target positions only, not at padding
     logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in, positions)  # (N, V), (B, T, S)
     loss = SmoothedCrossEntropy.apply(logits, batch.tgt_out.flatten()[positions], label_smoothing, compiled)
     if coverage_loss_weight:
         loss = loss + coverage_loss_weight * coverage_penalty(attention.float(), batch.tgt_out != PAD_ID)
+    if guided_alignment_weight:
+        loss = loss + guided_alignment_weight * guided_alignment_loss(attention.float(), batch.alignment)
     return loss

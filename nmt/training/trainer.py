@@ -34,7 +34,7 @@ from nmt.modules.seq2seq import Seq2Seq
 from nmt.training.board import Board
 from nmt.training.checkpointing import Progress, RunCheckpoints, TrainingState
 from nmt.training.distributed import Distributed, shard
-from nmt.training.loss import token_loss_sum
+from nmt.training.loss import GuidedAlignment, token_loss_sum
 from nmt.training.run_layout import RunLayout
 from nmt.training.schedulers import steps_on_budget, steps_on_validation
 from nmt.training.train_log import Window, report
@@ -90,6 +90,7 @@ class TrainerConfig:
         clip_norm: gradient-norm clipping threshold.
         label_smoothing: cross-entropy label smoothing (0: none).
         coverage_loss_weight: weight of the coverage penalty (See et al. 2017; 0: none).
+        guided_alignment: the weight of guided alignment and its alignment file (`GuidedAlignment`).
         metric: validation metric that picks `best.pt` (ties go to the lower validation loss)
             and drives early stopping: bleu, chrf, ppl or loss.
         patience: stop after this many validations without a new best (None: never).
@@ -122,6 +123,7 @@ class TrainerConfig:
     clip_norm: float = 5.0
     label_smoothing: float = 0.0
     coverage_loss_weight: float = 0.0
+    guided_alignment: GuidedAlignment = GuidedAlignment()
     metric: str = "bleu"
     patience: int | None = None
     max_bad_steps: int = 10
@@ -257,6 +259,7 @@ class Trainer:
                         self.config.label_smoothing,
                         self.config.coverage_loss_weight,
                         self.config.compile,
+                        self.config.guided_alignment.weight,
                     )
                 self.scaler.scale(loss * scale).backward()
             loss_sum += loss.detach().float()

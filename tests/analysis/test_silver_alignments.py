@@ -1,16 +1,21 @@
 """The silver alignments (`nmt.analysis.silver_alignments`): eflomal finds the toy task's known
 alignment, and the table scores every system against the reference it is given."""
 
+import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 
 from nmt.analysis.silver_alignments import SilverAlignments, against, eflomal_alignments, silver_table
+from nmt.data.alignments import Alignment, read_pharaoh
 from nmt.data.corpus import read_parallel
 from nmt.data.sources import ToyTask
-from nmt.metrics.alignment import Alignment, alignment_error_rate
+from nmt.metrics.alignment import alignment_error_rate
 from nmt.utils.errors import UserError
 from tests.data.test_sources import write_toy
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reversal(sentences: list[str]) -> list[set[tuple[int, int]]]:
@@ -66,3 +71,24 @@ def test_a_missing_eflomal_is_named_with_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "eflomal", None)
     with pytest.raises(UserError, match="pip install eflomal"):
         eflomal_alignments((["a"], ["b"]), (["a"], ["b"]))
+
+
+def test_the_script_writes_a_line_aligned_pharaoh_file_of_the_corpus(tmp_path, capsys):
+    """`scripts/silver_alignments.py` on the toy training set with an empty pair: a line per pair,
+    the reversal found, the empty pair unaligned; the file is what guided alignment reads."""
+    pytest.importorskip("eflomal")
+    spec = importlib.util.spec_from_file_location("silver_script", ROOT / "scripts" / "silver_alignments.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    splits = write_toy(tmp_path / "toy")
+    sources, targets = read_parallel(splits["train"].src, splits["train"].tgt)
+    sources[3] = ""
+    (tmp_path / "train.src").write_text("".join(f"{line}\n" for line in sources))
+    (tmp_path / "train.tgt").write_text("".join(f"{line}\n" for line in targets))
+    output = tmp_path / "train.align"
+    script.main(["--src", str(tmp_path / "train.src"), "--tgt", str(tmp_path / "train.tgt"), "--output", str(output)])
+    written = read_pharaoh(output)
+    assert len(written) == len(sources) and not written[3].possible
+    kept = [i for i in range(len(sources)) if i != 3]
+    assert against([written[i].possible for i in kept], reversal([sources[i] for i in kept])).aer < 0.005
+    assert f"wrote {output}: {len(sources)} pairs" in capsys.readouterr().out

@@ -73,7 +73,7 @@ def builds(monkeypatch) -> list[Path]:
     monkeypatch.setattr(
         encoding,
         "_build",
-        lambda files, tokenizers, folder, workers: (built.append(folder), build(files, tokenizers, folder, workers)),
+        lambda files, tokenizers, folder, *rest: (built.append(folder), build(files, tokenizers, folder, *rest)),
     )
     return built
 

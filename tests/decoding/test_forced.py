@@ -12,11 +12,12 @@ from torch.testing import assert_close
 
 from nmt import Translator
 from nmt.checkpoint import save_checkpoint
+from nmt.data.alignments import Alignment
 from nmt.data.corpus import read_lines
 from nmt.decoding.ensemble import Ensemble
 from nmt.decoding.forced import force_decode_all
 from nmt.decoding.translator import _word_links
-from nmt.metrics.alignment import Alignment, alignment_error_rate
+from nmt.metrics.alignment import alignment_error_rate
 from nmt.utils.errors import UserError
 from tests.conftest import random_sentences
 from tests.decoding.test_search import STYLES, build, teacher_forced

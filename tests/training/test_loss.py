@@ -1,10 +1,16 @@
+import itertools
+import math
+import random
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from nmt.data.alignments import alignment_targets
 from nmt.data.batching import collate
 from nmt.data.tokenizer import PAD_ID
-from nmt.training.loss import SmoothedCrossEntropy, token_loss_sum
+from nmt.training.loss import ATTENTION_FLOOR, SmoothedCrossEntropy, guided_alignment_loss, token_loss_sum
 from tests.conftest import random_sentences
 from tests.modules.test_decoders import build
 
@@ -85,3 +91,46 @@ def test_real_positions_in_training_draw_the_same_dropout_as_all_positions():
     assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
     for gradient, expected in zip(torch.autograd.grad(loss, list(model.parameters())), expected_gradients):
         torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_guided_alignment_loss_equals_a_float64_loop():
+    torch.manual_seed(0)
+    attention = torch.softmax(torch.randn(2, 3, 4), -1)
+    attention[1, :, 3] = 0.0  # a masked source position, as sparse normalizers also give
+    alignment = alignment_targets([np.array([0, 1, 2, 0, 2, 3]), np.array([1, 1])], [3, 2], [2, 1], (2, 3, 4))
+    expected = 0.0
+    for b, t, s in itertools.product(range(2), range(3), range(4)):
+        a = float(alignment[b, t, s])
+        if a:  # positions without a link add nothing
+            expected -= a * math.log(float(attention[b, t, s]) + ATTENTION_FLOOR)
+    assert guided_alignment_loss(attention, alignment).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("style", ["bahdanau", "luong_input_feeding"])
+def test_a_large_guided_alignment_weight_drives_the_attention_to_any_given_alignment(style):
+    """An arbitrary alignment (each target position linked to a random source position, nothing
+    like what the task would teach): after 200 updates with weight 10 the attention puts most of
+    its mass there; without guidance (the same updates, weight 0) it does not."""
+    torch.manual_seed(0)
+    sources, targets = random_sentences(8, 4, 8), random_sentences(8, 4, 8)
+    links = [
+        np.array([[t, random.randrange(len(src))] for t in range(len(tgt))]).ravel()
+        for src, tgt in zip(sources, targets)
+    ]
+    batch = collate(sources, targets, list(range(8)), links)
+    real = batch.alignment.sum(-1) > 0  # (B, T) target positions with a link
+
+    def mass_on_links(weight: float) -> float:
+        torch.manual_seed(1)
+        model = build(style, dtype=torch.float32)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(200):
+            optimizer.zero_grad()
+            (token_loss_sum(model, batch, guided_alignment_weight=weight) / batch.num_target_tokens).backward()
+            optimizer.step()
+        with torch.no_grad():
+            _, attention = model.eval()(batch.src, batch.src_lengths, batch.tgt_in)
+        return float((attention * batch.alignment).sum(-1)[real].mean())
+
+    guided, unguided = mass_on_links(10.0), mass_on_links(0.0)
+    assert guided > 0.9 and unguided < 0.5, (guided, unguided)

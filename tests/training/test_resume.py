@@ -17,11 +17,13 @@ import torch
 
 from nmt.checkpoint import load_checkpoint
 from nmt.training.run_layout import RunLayout
+from tests.data.test_alignments import write_toy_alignments
 
 pytestmark = pytest.mark.integration  # runs train.py and the console tools in subprocesses
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_STEPS = 60
+NUM_TRAIN = 600
 
 
 def train_command(run_dir: str, *overrides: str) -> list[str]:
@@ -34,7 +36,7 @@ def train_command(run_dir: str, *overrides: str) -> list[str]:
         "trainer.save_every=4",
         "trainer.log_every=5",
         "trainer.resume=auto",
-        "data.num_train=600",
+        f"data.num_train={NUM_TRAIN}",
         "data.num_valid=20",
         "data.num_test=5",
         "model.encoder.embedding_dropout=0.3",
@@ -64,10 +66,12 @@ def kill_after_first_checkpoint(command: list[str], cwd: Path, run_dir: Path) ->
         (),
         ("trainer.accumulate=2", "scheduler=inverse_sqrt", "scheduler.warmup_steps=10"),
         ("model.cell=lstm", "model/decoder=luong", "model/attention/normalizer=entmax15"),
+        ("trainer.guided_alignment.weight=1", "trainer.guided_alignment.alignments=train.align"),
     ],
-    ids=["plain", "accumulate_scheduler", "lstm_luong_entmax15"],
+    ids=["plain", "accumulate_scheduler", "lstm_luong_entmax15", "guided_alignment"],
 )
 def test_a_killed_run_resumes_to_the_same_parameters(tmp_path, overrides):
+    write_toy_alignments(tmp_path, NUM_TRAIN)  # the toy task's word alignments, for the guided case
     whole = subprocess.run(
         train_command("whole", *overrides), cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
