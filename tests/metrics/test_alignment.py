@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from nmt.cli.aer import main as aer_main
-from nmt.data.alignments import read_pharaoh, word_indices, write_pharaoh
+from nmt.data.alignments import Alignment, read_pharaoh, word_indices, write_pharaoh
 from nmt.metrics.alignment import (
+    aer_group_bootstrap,
     alignment_error_rate,
     argmax_alignment,
     argmax_coverage,
@@ -152,3 +153,37 @@ def test_grow_diag_final_grows_along_the_diagonal_link_by_link():
     # from (0, 0) along the diagonal: each forward link joins two words not yet aligned
     forward = {(0, 0), (1, 1), (2, 2), (3, 3)}
     assert grow_diag_final(forward, {(0, 0)}) == forward
+
+
+def test_the_aer_bootstrap_equals_a_plain_loop_over_the_same_resamples():
+    """One run per system: the p-value equals sacrebleu's rule applied by hand, the AER of each
+    resample recomputed from its sentences' link sets."""
+    rng = random.Random(5)
+    gold = [
+        Alignment(frozenset(s), frozenset(s) | {(9, 9)})
+        for s in ({(i, i) for i in range(rng.randint(1, 6))} for _ in range(40))
+    ]
+    noisy = lambda keep: [  # noqa: E731
+        {link for link in g.sure if rng.random() < keep} | ({(0, 1)} if rng.random() < 0.3 else set()) for g in gold
+    ]
+    base, better = noisy(0.6), noisy(0.8)
+    indices = np.random.default_rng(12345).choice(len(gold), size=(200, len(gold)), replace=True)
+    differences = [
+        alignment_error_rate([better[i] for i in rows], [gold[i] for i in rows]).aer
+        - alignment_error_rate([base[i] for i in rows], [gold[i] for i in rows]).aer
+        for rows in indices
+    ]
+    observed = alignment_error_rate(better, gold).aer - alignment_error_rate(base, gold).aer
+    magnitudes = np.abs(differences)
+    expected = (np.sum(magnitudes - magnitudes.mean() > abs(observed)) + 1) / (len(magnitudes) + 1)
+    p_values = aer_group_bootstrap([[base], [better]], gold, samples=200)
+    assert p_values[0] is None and p_values[1] == pytest.approx(expected)
+    assert aer_group_bootstrap([[base, better], [better, base]], gold, samples=50) == [None, 1.0]  # the same runs
+
+
+def test_the_aer_bootstrap_tells_a_clear_difference_from_seed_noise():
+    gold = [Alignment(frozenset({(i, i) for i in range(5)}), frozenset({(i, i) for i in range(5)}))] * 60
+    perfect = [set(g.sure) for g in gold]
+    wrong = [{(i, (i + 1) % 5) for i in range(5)} for _ in gold]
+    half = [set(g.sure) if n % 2 else wrong[n] for n, g in enumerate(gold)]
+    assert aer_group_bootstrap([[half, half], [perfect, perfect]], gold)[1] < 0.01
