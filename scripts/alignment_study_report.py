@@ -5,13 +5,14 @@ silver alignments, mean ± std over seeds, with paired bootstrap p-values, and a
 
 For every finished run below `--runs`, the checkpoint aligns test_2016_flickr with its references
 as given targets (`Translator.align`: forced decoding, each target word to the source word it
-attends to most) and the mean entropy of its attention is measured (`summarize_attention`);
-eflomal's symmetrized alignments of Multi30k (train and test aligned together,
-`nmt.analysis.silver_alignments`) are the reference. Runs that differ only in their seed form a
-system. Each system is compared with the one it changes (`reference_system`): a guided system
-with its unguided twin, a sparse normalizer with softmax, scaled dot with additive; the p-values
-are paired bootstrap tests over the test sentences (1000 resamples, the seeds' mean on each),
-BLEU's from `group_bootstrap` and AER's from `aer_group_bootstrap`.
+attends to most) and the mean entropy of its attention is measured (`summarize_attention`); both
+are kept in the run's folder. eflomal's symmetrized alignments of Multi30k (train and test aligned
+together, `nmt.analysis.silver_alignments`; computed once, kept in the study's folder) are the
+reference. Runs that differ only in their seed form a system. Each system is compared with the
+one it changes (`reference_system`): a guided system with its unguided twin, a sparse normalizer
+with softmax, scaled dot with additive; the p-values are paired bootstrap tests over the test
+sentences (1000 resamples, the seeds' mean on each), BLEU's from `group_bootstrap` and AER's
+from `aer_group_bootstrap`.
 
 Writes PREFIX.md, PREFIX.csv, PREFIX.json and PREFIX_attention.png/.svg: the attention of the
 project's own sentences (docs/figures/sentences.de, translated by each model) for the additive
@@ -33,7 +34,7 @@ from nmt.analysis.attention_figure import System as FigureSystem
 from nmt.analysis.attention_figure import attention_comparison, pick_sentences
 from nmt.analysis.length import save_figure
 from nmt.analysis.results import Column, MeanStd, Run, System, Table, find_runs, group_runs, mean_std
-from nmt.analysis.silver_alignments import against, eflomal_alignments
+from nmt.analysis.silver_alignments import SilverAlignments, against, eflomal_alignments
 from nmt.cli.common import run_tool
 from nmt.data.alignments import Alignment
 from nmt.data.corpus import read_parallel
@@ -47,6 +48,13 @@ DEFAULTS = {
 }
 """What a system changes, in order: the first setting that differs from its default names the
 system it is compared with (the same system with that setting at its default)."""
+
+SILVER = "silver_alignments.json"
+"""The study's silver reference, in the study's folder."""
+SILVER_KEYS = ("forward", "backward", "symmetrized")
+
+MEASURED = "alignment_study.json"
+"""A run's measured test alignments and attention entropy, beside its checkpoints."""
 
 COLUMNS = [
     Column("scorer"),
@@ -83,12 +91,31 @@ def reference_system(mine: dict[str, str], systems: dict[str, dict[str, str]]) -
 
 
 def measure(run: Run, test: tuple[list[str], list[str]], device: str) -> dict[str, Any]:
-    """One run's test alignments (forced decoding of the references) and attention entropy."""
-    translator = Translator.from_checkpoint(run.layout.best_checkpoint, device=device)
+    """One run's test alignments (forced decoding of the references) and attention entropy, kept
+    in the run's folder (`MEASURED`) so that a report of a growing study measures each run once."""
+    checkpoint = run.layout.best_checkpoint
+    kept = run.layout.root / MEASURED
+    if kept.is_file() and kept.stat().st_mtime > checkpoint.stat().st_mtime:
+        found = json.loads(kept.read_text())
+        if found["test"] == len(test[0]):
+            return {"links": [[tuple(link) for link in links] for links in found["links"]], "entropy": found["entropy"]}
+    translator = Translator.from_checkpoint(checkpoint, device=device)
     scores = translator.score(*test, attention=True)
     links = translator.align(*test, scores=scores)
     entropy = summarize_attention([s.attention for s in scores if s is not None]).mean_entropy
+    kept.write_text(json.dumps({"test": len(test[0]), "links": links, "entropy": entropy}))
     return {"links": links, "entropy": entropy}
+
+
+def silver_reference(kept: Path, data: Path, test: tuple[list[str], list[str]]) -> SilverAlignments:
+    """eflomal's alignments of the test set (aligned with the training pairs), computed once per
+    study and kept in `kept`: eflomal takes no seed, so a second run would move every AER a little."""
+    if kept.is_file():
+        found = json.loads(kept.read_text())
+        return SilverAlignments(*([set(map(tuple, links)) for links in found[key]] for key in SILVER_KEYS))
+    silver = eflomal_alignments(read_parallel(data / "train.de.gz", data / "train.en.gz"), test)
+    kept.write_text(json.dumps({key: [sorted(links) for links in getattr(silver, key)] for key in SILVER_KEYS}))
+    return silver
 
 
 def report(args: argparse.Namespace) -> None:
@@ -97,9 +124,8 @@ def report(args: argparse.Namespace) -> None:
         print(f"skipped {missing.root}: {missing.reason}")
     systems, common = group_runs(runs)
     data = Path(args.data)
-    train = read_parallel(data / "train.de.gz", data / "train.en.gz")
     test = read_parallel(data / f"{args.test}.de.gz", data / f"{args.test}.en.gz")
-    silver = eflomal_alignments(train, test)
+    silver = silver_reference(Path(args.runs) / SILVER, data, test)
     reference = [Alignment(frozenset(links), frozenset(links)) for links in silver.symmetrized]
     measured = {id(run): measure(run, test, args.device) for system in systems for run in system.runs}
     labelled = {system.label: settings(system) for system in systems}
