@@ -8,7 +8,6 @@ EXPORTS = {
     "count_flops": "flops",
     "FlopCount": "flops",
     "to_markdown": "report",
-    "describe_machine": "measurements",
 }
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

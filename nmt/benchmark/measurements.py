@@ -10,8 +10,6 @@ does, through the steps of `nmt.training.experiment`.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -41,7 +39,7 @@ from nmt.training.trainer import Trainer
 from nmt.utils.device import resolve_device
 from nmt.utils.errors import UserError
 from nmt.utils.heap import bound_onednn_cache
-from nmt.utils.precision import AUTOCAST_DTYPES, choose_precision, native_16_bit
+from nmt.utils.precision import AUTOCAST_DTYPES, choose_precision
 from nmt.utils.rng import seed_everything
 
 T = TypeVar("T")
@@ -275,35 +273,6 @@ def _timed(work: Callable[[], T], device: torch.device) -> tuple[float, T]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start, result
-
-
-CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
-"""The instruction-set flags that decide a CPU's speed paths: AVX2 and AVX-512 for fp32, native bf16
-(AVX512-BF16, AMX) and fp16 products."""
-
-
-def describe_machine(device: torch.device) -> dict[str, Any]:
-    """CPU model, its instruction-set features (as the CPU reports them) and the capability
-    torch uses (which `ATEN_CPU_CAPABILITY` / `ONEDNN_MAX_CPU_ISA` can lower), whether bf16 runs
-    natively on `device`, logical CPUs, torch and Python versions, torch threads, device (and GPU)."""
-    cpu, flags = platform.processor() or None, set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        lines = cpuinfo.read_text().splitlines()
-        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
-        flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
-    return {
-        "cpu": cpu,
-        "cpu_features": [name for name in CPU_FEATURES if name in flags],
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "bf16_native": native_16_bit(device, "bf16"),
-        "logical_cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-    }
 
 
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {"train": measure_training, "decode": measure_decoding}

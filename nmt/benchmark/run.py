@@ -20,11 +20,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.analysis.length import LengthBucket, length_buckets, word_lengths
-from nmt.benchmark.measurements import describe_machine, isolated, matmul_gflops
+from nmt.benchmark.measurements import isolated, matmul_gflops
 from nmt.data.corpus import read_parallel
 from nmt.decoding.search import build_search
 from nmt.training import experiment
-from nmt.utils.device import resolve_device
+from nmt.utils.device import describe_machine, resolve_device
 from nmt.utils.errors import UserError
 from nmt.utils.precision import choose_precision, native_16_bit
 

@@ -1,23 +1,58 @@
-"""`nmt-export`: a checkpoint -> a folder that translates with torch and sentencepiece alone."""
+"""`nmt-export`: a checkpoint -> a model folder for sharing (`--format hub`: safetensors, a JSON
+config, the sentencepiece models and a model card, optionally pushed to the Hugging Face Hub), or
+a folder that translates with torch and sentencepiece alone (`--format torchscript`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from nmt.cli.common import run_tool
 from nmt.decoding.export import MANIFEST, PROGRAM, export_model
+from nmt.training.run_layout import RunLayout
+from nmt.utils.errors import UserError
 
 
 def _export(args: argparse.Namespace) -> None:
-    manifest = export_model(args.checkpoint, args.output)
-    print(f"{args.output}: {PROGRAM} (state: {', '.join(manifest['state'])}), src.model, tgt.model, {MANIFEST}")
+    if args.push_to_hub and args.format != "hub":
+        raise UserError("--push-to-hub needs --format hub")
+    if args.format == "torchscript":
+        manifest = export_model(args.checkpoint, args.output)
+        print(f"{args.output}: {PROGRAM} (state: {', '.join(manifest['state'])}), src.model, tgt.model, {MANIFEST}")
+        return
+    from nmt.decoding.pretrained import CARD, CONFIG, TOKENIZERS, WEIGHTS, push_to_hub
+    from nmt.decoding.translator import Translator
+
+    translator = Translator.from_checkpoint(args.checkpoint, device="cpu")
+    translator.save_pretrained(args.output, summary=_run_summary(Path(args.checkpoint)))
+    print(f"{args.output}: {WEIGHTS}, {CONFIG}, {', '.join(TOKENIZERS.values())}, {CARD}")
+    if args.push_to_hub:
+        print("pushed to", push_to_hub(args.output, args.push_to_hub, private=args.private))
+
+
+def _run_summary(checkpoint: Path) -> dict | None:
+    """The `summary.json` of the run a checkpoint file belongs to, when it is there."""
+    if checkpoint.is_dir():
+        return None  # a model folder keeps its own
+    summary = RunLayout(checkpoint.parent.parent).summary
+    return json.loads(summary.read_text()) if summary.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Exports a checkpoint for inference with torch and sentencepiece alone (no nmt training code)."""
+    """Exports a checkpoint: a model folder to share (`--format hub`) or a TorchScript folder."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--checkpoint", required=True, help="a checkpoint, e.g. <run>/checkpoints/best.pt")
     parser.add_argument("--output", required=True, help="the export folder (created; its export files are replaced)")
+    parser.add_argument(
+        "--format",
+        choices=("hub", "torchscript"),
+        default="torchscript",
+        help="hub: model.safetensors, config.json, the sentencepiece models and a model card README.md; "
+        "torchscript: model.pt for torch alone",
+    )
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="also upload the folder (needs the hub extra)")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     run_tool(_export, parser, argv)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from nmt.data.alignments import Link
 from nmt.data.tokenizer import Tokenizer
@@ -28,6 +29,7 @@ from nmt.decoding.batches import translate_hypotheses
 from nmt.decoding.ensemble import Ensemble
 from nmt.decoding.forced import force_decode_all
 from nmt.decoding.loading import load_model
+from nmt.decoding.pretrained import resolve_folder, save_pretrained, stored_summary
 from nmt.decoding.search import Decodable, Hypothesis, Search, build_search
 from nmt.metrics.alignment import argmax_alignment, grow_diag_final, pieces_to_words
 from nmt.utils.device import resolve_device
@@ -106,6 +108,10 @@ class Translator:
         precision: `auto` (bf16 where the hardware runs it natively, else fp32; fp16 on GPUs
             without bf16: `nmt.utils.precision.choose_precision`), `fp32`, or `bf16`/`fp16` for the
             matmuls under autocast (`nmt.utils.precision`).
+        run_config: the resolved config of the run that trained the model, which `save_pretrained`
+            stores (None for an ensemble: it has no one config).
+        summary: that run's `summary.json`, for the model card of `save_pretrained` (a model
+            folder keeps it; None: unknown).
     """
 
     def __init__(
@@ -119,6 +125,8 @@ class Translator:
         max_source_length: int | None = None,
         has_attention: bool = True,
         precision: str = "fp32",
+        run_config: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
     ) -> None:
         if max_tokens < 1:
             raise UserError(f"max_tokens={max_tokens}: must be at least 1")
@@ -130,6 +138,7 @@ class Translator:
         self.decode, self.device, self.max_tokens = dict(decode), device, max_tokens
         self.precision = choose_precision(precision, device).precision
         self.max_source_length, self.has_attention = max_source_length, has_attention
+        self.run_config, self.summary = run_config, summary
         self.model.eval()
 
     @classmethod
@@ -144,6 +153,7 @@ class Translator:
         """Loads one checkpoint, or several as an ensemble (averaged probabilities); `precision`
         None takes the run's `decode_precision` (fp32 for runs that predate it), `compile` None
         the run's `decode_compile` (`Seq2Seq.compile_decoding`; off for runs that predate it).
+        A model folder (`save_pretrained`) loads like a checkpoint.
 
         Raises:
             UserError: for an unreadable checkpoint, or ensemble members whose tokenizers differ.
@@ -172,6 +182,29 @@ class Translator:
             min(limits) if limits else None,
             has_attention=all(m.has_attention for m in models),
             precision=precision or config.get("decode_precision", "fp32"),
+            run_config=config if len(models) == 1 else None,
+            summary=stored_summary(paths[0]) if len(models) == 1 else None,
+        )
+
+    @classmethod
+    def from_pretrained(cls, folder_or_id: str | Path, **options: Any) -> Translator:
+        """Loads a model folder (`save_pretrained`, `nmt-export --format hub`) or a Hub id
+        (`owner/name`, downloaded with the `hub` extra); `options` as for `from_checkpoint`.
+        Nothing is unpickled."""
+        return cls.from_checkpoint(resolve_folder(folder_or_id), **options)
+
+    def save_pretrained(self, folder: str | Path, summary: dict[str, Any] | None = None) -> Path:
+        """Writes a model folder (`nmt.decoding.pretrained`): safetensors weights, config.json,
+        the sentencepiece models and a model card. `summary`: the run's `summary.json` for the
+        card's training and results (default: the one this translator was loaded with).
+
+        Raises:
+            UserError: for an ensemble, or a folder that holds other files.
+        """
+        if self.run_config is None or not isinstance(self.model, nn.Module) or isinstance(self.model, Ensemble):
+            raise UserError("an ensemble has no one config to save: save each member's checkpoint")
+        return save_pretrained(
+            folder, self.model, (self.src_tokenizer, self.tgt_tokenizer), self.run_config, summary or self.summary
         )
 
     def search(self, search: str | None = None, **overrides: Any) -> Search:

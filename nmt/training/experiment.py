@@ -37,6 +37,7 @@ from nmt.training.run_layout import RunLayout
 from nmt.training.trainer import Trainer
 from nmt.training.validation import ValidationData
 from nmt.utils.config import flatten_config
+from nmt.utils.device import describe_machine
 from nmt.utils.errors import UserError
 from nmt.utils.fileio import file_fingerprint, write_bytes_atomically
 from nmt.utils.precision import PrecisionChoice, check_precision, choose_precision
@@ -281,6 +282,7 @@ def write_summary(
         "best_step": progress.best_step,
         "best_averaged_steps": progress.best_averaged,
         "best_valid": progress.best,
+        "machine": describe_machine(trainer.device),
         "test": tests["test"].as_dict(),
         "test_files": {
             side: {"path": str(path.resolve()), "sha256": file_fingerprint(path)}

@@ -19,6 +19,7 @@ EXPORTS = {
     "rng_state": "rng",
     "set_rng_state": "rng",
     "resolve_device": "device",
+    "describe_machine": "device",
     "compiled": "compilation",
     "trim_heap": "heap",
     "bound_onednn_cache": "heap",
