@@ -25,3 +25,5 @@ $PYTHON -m nmt.cli.attention --system "$system" --src "$sentences" --lines $(seq
 mkdir -p docs/images
 cp "$scratch/attention.png" "$scratch/attention_examples.png" docs/images/
 echo "wrote docs/images/attention.png docs/images/attention_examples.png"
+# the explorer's picture: needs selenium and Debian's chromium and chromium-driver
+$PYTHON scripts/explorer_screenshot.py --checkpoint "$1" --output docs/images/explorer.png

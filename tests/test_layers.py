@@ -28,6 +28,7 @@ RANKS = {
     "training": 5,
     "analysis": 6,
     "benchmark": 7,
+    "serving": 7,
     "cli": 8,
 }
 FACADE = 9  # nmt/__init__.py: the top-level names, importable by users only
