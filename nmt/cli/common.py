@@ -11,7 +11,6 @@ from typing import IO, TypeVar
 
 from nmt.utils.errors import UserError
 from nmt.utils.fileio import atomic_path
-from nmt.utils.precision import PRECISIONS
 
 T = TypeVar("T")
 
@@ -38,6 +37,8 @@ def positive_int(text: str) -> int:
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every tool that decodes with a checkpoint: batch budget, device, precision
     and compilation, each defaulting to the run's own setting where it has one."""
+    from nmt.utils.precision import PRECISIONS  # torch: imported by the tools that decode with it only
+
     parser.add_argument("--max-tokens", type=positive_int, default=4000, help="source tokens per batch")
     parser.add_argument("--device", default="auto")
     parser.add_argument(

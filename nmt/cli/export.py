@@ -17,6 +17,15 @@ from nmt.utils.errors import UserError
 def _export(args: argparse.Namespace) -> None:
     if args.push_to_hub and args.format != "hub":
         raise UserError("--push-to-hub needs --format hub")
+    if args.quantize and args.format != "onnx":
+        raise UserError("--quantize needs --format onnx")
+    if args.format == "onnx":
+        from nmt.decoding.onnx_export import export_onnx
+
+        manifest = export_onnx(args.checkpoint, args.output, quantize=args.quantize)
+        graphs = [*manifest["graphs"].values(), *(manifest["quantized"] or {}).values()]
+        print(f"{args.output}: {', '.join(graphs)} (state: {', '.join(manifest['state'])}), src.model, tgt.model")
+        return
     if args.format == "torchscript":
         manifest = export_model(args.checkpoint, args.output)
         print(f"{args.output}: {PROGRAM} (state: {', '.join(manifest['state'])}), src.model, tgt.model, {MANIFEST}")
@@ -46,11 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True, help="the export folder (created; its export files are replaced)")
     parser.add_argument(
         "--format",
-        choices=("hub", "torchscript"),
+        choices=("hub", "onnx", "torchscript"),
         default="torchscript",
         help="hub: model.safetensors, config.json, the sentencepiece models and a model card README.md; "
+        "onnx: encoder.onnx and decoder.onnx for ONNX Runtime without torch (nmt-onnx-translate); "
         "torchscript: model.pt for torch alone",
     )
+    parser.add_argument("--quantize", action="store_true", help="with --format onnx: also int8 graphs")
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="also upload the folder (needs the hub extra)")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     run_tool(_export, parser, argv)

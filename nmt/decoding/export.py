@@ -51,7 +51,7 @@ State = tuple[torch.Tensor, ...]
 """The decoder state's tensors in the manifest's `state` order, batch in dimension 0."""
 
 
-class _Program(nn.Module):
+class Program(nn.Module):
     """`Seq2Seq.start` and `decode_step` over tensors and tuples only, the form tracing keeps.
 
     Args:
@@ -78,7 +78,7 @@ class _Program(nn.Module):
         return log_probs, tuple(state_dict[name] for name in self.state_names), attention
 
 
-def _probe(vocab_size: int, lengths: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def probe_batch(vocab_size: int, lengths: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A padded batch of random word ids ending in EOS: (B, S) ids and (B,) lengths."""
     src = torch.full((len(lengths), max(lengths)), PAD_ID, dtype=torch.long)
     for row, length in enumerate(lengths):
@@ -87,8 +87,19 @@ def _probe(vocab_size: int, lengths: list[int], generator: torch.Generator) -> t
     return src, torch.tensor(lengths)
 
 
+def probe_batches(
+    model: Seq2Seq, src_vocab_size: int
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The batch an export is traced on and the one it is checked on: other sizes and lengths
+    (within the model's longest source), so a size taken for a constant shows up in the check."""
+    generator = torch.Generator().manual_seed(0)
+    longest = min(11, model.max_source_length or 11)
+    traced = probe_batch(src_vocab_size, [min(n, longest) for n in (7, 3, 5)], generator)
+    return traced, probe_batch(src_vocab_size, [min(n, longest) for n in (2, 11, 4, 9, 1)], generator)
+
+
 def _check_generalizes(
-    traced: torch.jit.ScriptModule, program: _Program, src: torch.Tensor, src_lengths: torch.Tensor, steps: int = 4
+    traced: torch.jit.ScriptModule, program: Program, src: torch.Tensor, src_lengths: torch.Tensor, steps: int = 4
 ) -> None:
     """Raises UserError unless `traced` reproduces `program` on a probe, over a few greedy steps.
 
@@ -129,12 +140,9 @@ def _trace(model: Seq2Seq, src_vocab_size: int) -> tuple[torch.jit.ScriptModule,
     Raises:
         UserError: if the traced program does not reproduce the model on another shape.
     """
-    generator = torch.Generator().manual_seed(0)
-    longest = min(11, model.max_source_length or 11)
-    src, src_lengths = _probe(src_vocab_size, [min(n, longest) for n in (7, 3, 5)], generator)
-    probe = _probe(src_vocab_size, [min(n, longest) for n in (2, 11, 4, 9, 1)], generator)
+    (src, src_lengths), probe = probe_batches(model, src_vocab_size)
     with torch.no_grad():
-        program = _Program(model, list(model.start(src, src_lengths)[1]))
+        program = Program(model, list(model.start(src, src_lengths)[1]))
         memory, state = program.start(src, src_lengths)
         bos = torch.full((src.size(0),), BOS_ID, dtype=torch.long)
         with warnings.catch_warnings():
@@ -175,7 +183,16 @@ def export_model(checkpoint_path: str | Path, output_dir: str | Path) -> dict[st
         torch.jit.save(traced, str(tmp))
     for side, tokenizer in (("src", src_tokenizer), ("tgt", tgt_tokenizer)):
         write_bytes_atomically(output_dir / f"{side}.model", tokenizer.model_bytes)
-    manifest = {
+    manifest = manifest_of(model, src_tokenizer, tgt_tokenizer, config, state_names)
+    write_bytes_atomically(output_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def manifest_of(
+    model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, config: dict[str, Any], state_names: list[str]
+) -> dict[str, Any]:
+    """What an export's `manifest.json` says of the model, whatever the program's format."""
+    return {
         "format": FORMAT_VERSION,
         "device": DEVICE,
         "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
@@ -186,8 +203,6 @@ def export_model(checkpoint_path: str | Path, output_dir: str | Path) -> dict[st
         "decode": config.get("decode"),
         "torch": torch.__version__,
     }
-    write_bytes_atomically(output_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
-    return manifest
 
 
 class ExportedModel:

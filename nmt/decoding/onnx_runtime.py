@@ -1,0 +1,280 @@
+"""Translating with an ONNX export (`nmt.decoding.onnx_export`) on ONNX Runtime: numpy,
+onnxruntime and sentencepiece only; this module never imports torch.
+
+`OnnxModel` runs the two graphs; `greedy_search` and `beam_search` are numpy versions of
+`nmt.decoding.search.GreedySearch` and `BeamSearch` under the same rules (length limits, the
+never-generated symbols, EOS decided last, the length penalties, the exact stopping rule, n-best),
+kept to the same float widths so that their outputs equal PyTorch's token for token in fp32
+(`tests/decoding/test_onnx.py` checks it). They decode one sentence at a time, which is how a
+server answers requests. Coverage penalties, n-gram blocking and early stopping are not
+implemented here: a decode config that asks for them is refused. `OnnxTranslator` wraps it all
+for raw text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from nmt.utils.errors import UserError
+
+NEVER_GENERATED = [PAD_ID, BOS_ID]  # as in nmt.decoding.search
+NEG_INF = -np.inf
+LENGTH_PENALTIES = {
+    "gnmt": lambda length, alpha: ((5.0 + length) / 6.0) ** alpha,
+    "average": lambda length, alpha: float(length),
+    "none": lambda length, alpha: 1.0,
+}
+SUPPORTED = {
+    "nmt.decoding.search.GreedySearch": {
+        "min_length_ratio",
+        "min_length_offset",
+        "max_length_ratio",
+        "max_length_offset",
+    },
+    "nmt.decoding.search.BeamSearch": {
+        "min_length_ratio",
+        "min_length_offset",
+        "max_length_ratio",
+        "max_length_offset",
+        "beam_size",
+        "nbest",
+        "length_penalty",
+        "alpha",
+    },
+}
+"""The decode fields each search reads here; others must keep their off values (`OFF`)."""
+OFF = {"no_repeat_ngram_size": 0, "coverage_penalty": 0.0, "stop_early": False, "return_attention": False}
+
+
+@dataclass(frozen=True)
+class OnnxHypothesis:
+    """One translation: target ids without BOS/EOS, log P (with EOS), the search's score."""
+
+    tokens: list[int]
+    log_prob: float
+    score: float
+
+
+class OnnxModel:
+    """The exported encoder and decoder step on ONNX Runtime sessions (CPU).
+
+    Args:
+        encoder, decoder: the sessions.
+        state_names: the decoder state's tensors, in the graphs' order.
+    """
+
+    def __init__(self, encoder: Any, decoder: Any, state_names: list[str]) -> None:
+        self.encoder, self.decoder, self.state_names = encoder, decoder, state_names
+
+    @classmethod
+    def load(cls, folder: str | Path, manifest: dict[str, Any] | None = None, quantized: bool = False) -> OnnxModel:
+        """The graphs of an export folder (`quantized`: the int8 ones); `manifest` None reads it.
+
+        Raises:
+            UserError: naming the file that is missing, or when onnxruntime is not installed.
+        """
+        try:
+            import onnxruntime
+        except ImportError:
+            raise UserError("decoding an ONNX export needs onnxruntime: pip install 'attention-nmt[onnx]'") from None
+        folder = Path(folder)
+        manifest = manifest if manifest is not None else read_manifest(folder)
+        names = (manifest.get("quantized") or {}) if quantized else manifest.get("graphs", {})
+        if quantized and not names:
+            raise UserError(f"{folder}: has no int8 graphs (export with --quantize)")
+        paths = [folder / names.get(part, f"{part}.onnx") for part in ("encoder", "decoder")]
+        for path in paths:
+            if not path.is_file():
+                raise UserError(f"{path}: file not found (not a complete ONNX export)")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        sessions = [
+            onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) for path in paths
+        ]
+        return cls(*sessions, list(manifest["state"]))
+
+    def start(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """src (B, S) int64, src_lengths (B,) -> memory [keys, values, mask] and the initial state."""
+        outputs = self.encoder.run(None, {"src": src.astype(np.int64), "src_lengths": src_lengths.astype(np.int64)})
+        return outputs[:3], outputs[3:]
+
+    def next_token_scores(
+        self, prev_tokens: np.ndarray, state: Sequence[np.ndarray], memory: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+        """y(i-1) (B,) -> scores (B, V), normalizers (B,), the new state, attention (B, S), as
+        `Seq2Seq.next_token_scores` gives them eagerly: the log-probabilities and zeros."""
+        feeds = {"prev_tokens": prev_tokens.astype(np.int64), "keys": memory[0], "values": memory[1], "mask": memory[2]}
+        feeds.update(zip(self.state_names, state))
+        outputs = self.decoder.run(None, feeds)
+        log_probs = outputs[0]
+        return log_probs, np.zeros(len(log_probs), log_probs.dtype), outputs[1:-1], outputs[-1]
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """An ONNX export's manifest.
+
+    Raises:
+        UserError: if it is missing, not JSON, or not of an ONNX export.
+    """
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{path}: file not found (not an export, or an unfinished one)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+    if manifest.get("format") != "onnx":
+        raise UserError(f"{path}: not an ONNX export (nmt-export --format onnx writes one)")
+    return manifest
+
+
+def length_limits(source_length: int, config: dict[str, Any]) -> tuple[int, int]:
+    """Minimum and maximum output lengths, EOS counted, of a source of `source_length` (EOS counted)."""
+    minimum = math.ceil(source_length * config.get("min_length_ratio", 0.0)) + config.get("min_length_offset", 0)
+    maximum = math.ceil(source_length * config.get("max_length_ratio", 2.0)) + config.get("max_length_offset", 10)
+    return minimum, max(maximum, 1)
+
+
+def masked(scores: np.ndarray, length: int, minimum: int, maximum: int) -> np.ndarray:
+    """`Search._step`'s masks on (N, V) scores, for outputs of `length` tokens with the next one."""
+    scores = scores.copy()
+    eos = scores[:, EOS_ID].copy()
+    scores[:, [*NEVER_GENERATED, EOS_ID]] = NEG_INF
+    if length >= maximum:
+        scores[:] = NEG_INF
+    if length < minimum:
+        something_else = scores.max(axis=-1) > NEG_INF
+        eos = np.where(something_else, NEG_INF, eos).astype(scores.dtype)
+    scores[:, EOS_ID] = eos
+    return scores
+
+
+def greedy_search(model: OnnxModel, src: np.ndarray, config: dict[str, Any]) -> OnnxHypothesis:
+    """The most probable token at every step, for one source (S,) with its EOS."""
+    memory, state = model.start(src[None], np.array([len(src)]))
+    minimum, maximum = length_limits(len(src), config)
+    tokens, total = [BOS_ID], 0.0
+    for step in range(maximum):
+        scores, normalizers, state, _ = model.next_token_scores(np.array(tokens[-1:]), state, memory)
+        scores = masked(scores, step + 1, minimum, maximum)
+        token = int(scores[0].argmax())
+        total += float(scores[0, token]) - float(normalizers[0])
+        tokens.append(token)
+        if token == EOS_ID:
+            break
+    return OnnxHypothesis(tokens[1:-1] if tokens[-1] == EOS_ID else tokens[1:], total, total)
+
+
+def beam_search(model: OnnxModel, src: np.ndarray, config: dict[str, Any]) -> list[OnnxHypothesis]:
+    """`BeamSearch` (exact stopping) for one source (S,) with its EOS: the n-best, best first."""
+    beam, nbest = config.get("beam_size", 5), config.get("nbest", 1)
+    penalty = LENGTH_PENALTIES[config.get("length_penalty", "gnmt")]
+    alpha = config.get("alpha", 1.0)
+    memory, state = model.start(src[None], np.array([len(src)]))
+    minimum, maximum = length_limits(len(src), config)
+    limit_penalty = penalty(maximum, alpha)
+    open_log_probs = np.full(beam, NEG_INF, dtype=np.float32)
+    open_log_probs[0] = 0.0  # the beams start identical: only the first may expand
+    history = np.full((beam, 1), BOS_ID, dtype=np.int64)
+    finished: list[tuple[float, float, list[int]]] = []  # (score, log P, tokens), best first, at most nbest
+    first = True
+    for step in range(maximum):
+        if first:  # one row steps, then it is copied to every beam
+            scores, normalizers, state, _ = model.next_token_scores(history[:1, -1], state, memory)
+            scores, normalizers = np.repeat(scores, beam, 0), np.repeat(normalizers, beam, 0)
+            state = [np.repeat(tensor, beam, 0) for tensor in state]
+            memory = [np.repeat(tensor, beam, 0) for tensor in memory]
+            first = False
+        else:
+            scores, normalizers, state, _ = model.next_token_scores(history[:, -1], state, memory)
+        scores = masked(scores, step + 1, minimum, maximum)
+        ending = open_log_probs + (scores[:, EOS_ID] - normalizers)  # (K,) float32
+        scores[:, EOS_ID] = NEG_INF
+        row_tokens = _top(scores, min(beam, scores.shape[-1]))  # (K, K') best first
+        row_best = np.take_along_axis(scores, row_tokens, 1) - normalizers[:, None]  # log P of each
+        candidates = (open_log_probs[:, None] + row_best).reshape(-1)  # (K*K',) float32
+        step_penalty = penalty(step + 1, alpha)
+        for row in range(beam):
+            if ending[row] > NEG_INF:
+                score = float(np.float32(ending[row] / np.float32(step_penalty)))
+                finished.append((score, float(ending[row]), [int(t) for t in history[row, 1:]]))
+        finished = sorted(finished, key=lambda item: -item[0])[:nbest]
+        best = _top(candidates[None], beam)[0]
+        open_log_probs = candidates[best]
+        parents, tokens = best // row_best.shape[1], row_tokens.reshape(-1)[best]
+        worst_kept = finished[-1][0] if len(finished) == nbest else NEG_INF
+        if worst_kept >= float(open_log_probs[0]) / limit_penalty:
+            break
+        state = [tensor[parents] for tensor in state]
+        history = np.concatenate([history[parents], tokens[:, None]], 1)
+    return [OnnxHypothesis(tokens, log_prob, score) for score, log_prob, tokens in finished]
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices (N, k) of each row's k largest values, largest first, ties by index (a partition
+    first: a full sort of every row of the vocabulary would dominate a step)."""
+    if k < values.shape[-1]:
+        chosen = np.argpartition(-values, k - 1, axis=-1)[:, :k]
+    else:
+        chosen = np.broadcast_to(np.arange(values.shape[-1]), values.shape)
+    picked = np.take_along_axis(values, chosen, -1)
+    order = np.lexsort((chosen, -picked), axis=-1)
+    return np.take_along_axis(chosen, order, -1)
+
+
+class OnnxTranslator:
+    """Raw sentences -> translations with an ONNX export and its decode config.
+
+    Args:
+        folder: the export (nmt-export --format onnx).
+        quantized: use the int8 graphs.
+        search: `beam` or `greedy` (None: the export's decode config).
+    """
+
+    def __init__(self, folder: str | Path, quantized: bool = False, search: str | None = None) -> None:
+        folder = Path(folder)
+        self.manifest = read_manifest(folder)
+        self.model = OnnxModel.load(folder, self.manifest, quantized)
+        self.src_tokenizer, self.tgt_tokenizer = (Tokenizer(folder / f"{side}.model") for side in ("src", "tgt"))
+        self.config = _search_config(self.manifest.get("decode") or {}, search)
+        self.limit = self.manifest.get("max_source_length")
+
+    def translate_ids(self, ids: list[int]) -> list[OnnxHypothesis]:
+        """The n-best of one sentence's piece ids (without EOS)."""
+        src = np.array([*ids, EOS_ID], dtype=np.int64)
+        if self.limit is not None:
+            src = np.concatenate([src[: self.limit - 1], [EOS_ID]])
+        if self.config["_target_"].endswith("GreedySearch"):
+            return [greedy_search(self.model, src, self.config)]
+        return beam_search(self.model, src, self.config)
+
+    def translate(self, sentences: Sequence[str]) -> list[str]:
+        """The best translation of each sentence ("" for an empty one)."""
+        outputs = []
+        for ids, sentence in zip(self.src_tokenizer.encode(list(sentences)), sentences):
+            hypotheses = self.translate_ids(ids) if sentence.strip() else []
+            outputs.append(self.tgt_tokenizer.decode([hypotheses[0].tokens])[0] if hypotheses else "")
+        return outputs
+
+
+def _search_config(decode: dict[str, Any], search: str | None) -> dict[str, Any]:
+    """The decode config the numpy searches follow, checked for what they do not implement."""
+    targets = {"beam": "nmt.decoding.search.BeamSearch", "greedy": "nmt.decoding.search.GreedySearch"}
+    if search is not None:
+        if search not in targets:
+            raise UserError(f"search={search!r}: the ONNX runtime has beam and greedy")
+        if decode.get("_target_") != targets[search]:
+            decode = {"_target_": targets[search]}
+    decode = dict(decode) if decode.get("_target_") in SUPPORTED else {"_target_": targets["beam"]}
+    for key, off in OFF.items():
+        if decode.get(key, off) != off:
+            raise UserError(f"decode.{key}={decode[key]!r}: the ONNX runtime does not implement it (use {off!r})")
+    return decode
