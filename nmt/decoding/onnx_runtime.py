@@ -67,7 +67,8 @@ class OnnxModel:
     """The exported encoder and decoder step on ONNX Runtime sessions (CPU).
 
     Args:
-        encoder, decoder: the sessions.
+        encoder: the encoder's session.
+        decoder: the decoder step's session.
         state_names: the decoder state's tensors, in the graphs' order.
     """
 
