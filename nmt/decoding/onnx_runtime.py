@@ -5,10 +5,10 @@ onnxruntime and sentencepiece only; this module never imports torch.
 `nmt.decoding.search.GreedySearch` and `BeamSearch` under the same rules (length limits, the
 never-generated symbols, EOS decided last, the length penalties, the exact stopping rule, n-best),
 kept to the same float widths so that their outputs equal PyTorch's token for token in fp32
-(`tests/decoding/test_onnx.py` checks it). They decode one sentence at a time, which is how a
-server answers requests. Coverage penalties, n-gram blocking and early stopping are not
-implemented here: a decode config that asks for them is refused. `OnnxTranslator` wraps it all
-for raw text.
+(`tests/decoding/test_onnx.py` checks it). They decode a batch of sentences with one decoder call
+per step; each sentence's rules run on its own rows (`_Beam`). Coverage penalties, n-gram
+blocking and early stopping are not implemented here: a decode config that asks for them is
+refused. `OnnxTranslator` wraps it all for raw text.
 """
 
 from __future__ import annotations
@@ -158,65 +158,114 @@ def masked(scores: np.ndarray, length: int, minimum: int, maximum: int) -> np.nd
     return scores
 
 
-def greedy_search(model: OnnxModel, src: np.ndarray, config: dict[str, Any]) -> OnnxHypothesis:
-    """The most probable token at every step, for one source (S,) with its EOS."""
-    memory, state = model.start(src[None], np.array([len(src)]))
-    minimum, maximum = length_limits(len(src), config)
-    tokens, total = [BOS_ID], 0.0
-    for step in range(maximum):
-        scores, normalizers, state, _ = model.next_token_scores(np.array(tokens[-1:]), state, memory)
-        scores = masked(scores, step + 1, minimum, maximum)
-        token = int(scores[0].argmax())
-        total += float(scores[0, token]) - float(normalizers[0])
-        tokens.append(token)
-        if token == EOS_ID:
+def greedy_search(model: OnnxModel, sources: Sequence[np.ndarray], config: dict[str, Any]) -> list[OnnxHypothesis]:
+    """The most probable token at every step, for a batch of sources (each (S,) with its EOS);
+    a sentence leaves the batch when it ends."""
+    memory, state = model.start(*_padded(sources))
+    limits = [length_limits(len(src), config) for src in sources]
+    active = list(range(len(sources)))  # the sentence of each row
+    tokens: list[list[int]] = [[BOS_ID] for _ in sources]
+    totals = [0.0] * len(sources)
+    for step in range(max(maximum for _, maximum in limits)):
+        scores, normalizers, state, _ = model.next_token_scores(
+            np.array([tokens[i][-1] for i in active]), state, memory
+        )
+        kept = []
+        for row, sentence in enumerate(active):
+            masked_row = masked(scores[row : row + 1], step + 1, *limits[sentence])[0]
+            token = int(masked_row.argmax())  # the first of equal maxima, as torch's max
+            totals[sentence] += float(masked_row[token]) - float(normalizers[row])
+            tokens[sentence].append(token)
+            if token != EOS_ID:
+                kept.append(row)
+        if not kept:
             break
-    return OnnxHypothesis(tokens[1:-1] if tokens[-1] == EOS_ID else tokens[1:], total, total)
+        active = [active[row] for row in kept]
+        state, memory = ([tensor[kept] for tensor in tensors] for tensors in (state, memory))
+    return [OnnxHypothesis(found[1:-1], total, total) for found, total in zip(tokens, totals)]
 
 
-def beam_search(model: OnnxModel, src: np.ndarray, config: dict[str, Any]) -> list[OnnxHypothesis]:
-    """`BeamSearch` (exact stopping) for one source (S,) with its EOS: the n-best, best first."""
-    beam, nbest = config.get("beam_size", 5), config.get("nbest", 1)
-    penalty = LENGTH_PENALTIES[config.get("length_penalty", "gnmt")]
-    alpha = config.get("alpha", 1.0)
-    memory, state = model.start(src[None], np.array([len(src)]))
-    minimum, maximum = length_limits(len(src), config)
-    limit_penalty = penalty(maximum, alpha)
-    open_log_probs = np.full(beam, NEG_INF, dtype=np.float32)
-    open_log_probs[0] = 0.0  # the beams start identical: only the first may expand
-    history = np.full((beam, 1), BOS_ID, dtype=np.int64)
-    finished: list[tuple[float, float, list[int]]] = []  # (score, log P, tokens), best first, at most nbest
-    first = True
-    for step in range(maximum):
-        if first:  # one row steps, then it is copied to every beam
-            scores, normalizers, state, _ = model.next_token_scores(history[:1, -1], state, memory)
-            scores, normalizers = np.repeat(scores, beam, 0), np.repeat(normalizers, beam, 0)
-            state = [np.repeat(tensor, beam, 0) for tensor in state]
-            memory = [np.repeat(tensor, beam, 0) for tensor in memory]
-            first = False
-        else:
-            scores, normalizers, state, _ = model.next_token_scores(history[:, -1], state, memory)
-        scores = masked(scores, step + 1, minimum, maximum)
-        ending = open_log_probs + (scores[:, EOS_ID] - normalizers)  # (K,) float32
+class _Beam:
+    """One sentence's beam search (`BeamSearch`, exact stopping): its open hypotheses, and the
+    finished ones, best first, at most nbest."""
+
+    def __init__(self, source_length: int, config: dict[str, Any]) -> None:
+        self.beam, self.nbest = config.get("beam_size", 5), config.get("nbest", 1)
+        self.penalty = LENGTH_PENALTIES[config.get("length_penalty", "gnmt")]
+        self.alpha = config.get("alpha", 1.0)
+        self.minimum, self.maximum = length_limits(source_length, config)
+        self.limit_penalty = self.penalty(self.maximum, self.alpha)
+        self.open_log_probs = np.full(self.beam, NEG_INF, dtype=np.float32)
+        self.open_log_probs[0] = 0.0  # the beams start identical: only the first may expand
+        self.history = np.full((self.beam, 1), BOS_ID, dtype=np.int64)
+        self.finished: list[tuple[float, float, list[int]]] = []  # (score, log P, tokens)
+
+    def advance(self, scores: np.ndarray, normalizers: np.ndarray, step: int) -> np.ndarray | None:
+        """One step from the model's (K, V) scores and (K,) normalizers: the parent row of each
+        new open hypothesis (K,), or None when the sentence is done."""
+        scores = masked(scores, step + 1, self.minimum, self.maximum)
+        ending = self.open_log_probs + (scores[:, EOS_ID] - normalizers)  # (K,) float32, as torch keeps it
         scores[:, EOS_ID] = NEG_INF
-        row_tokens = _top(scores, min(beam, scores.shape[-1]))  # (K, K') best first
+        row_tokens = _top(scores, min(self.beam, scores.shape[-1]))  # (K, K') best first
         row_best = np.take_along_axis(scores, row_tokens, 1) - normalizers[:, None]  # log P of each
-        candidates = (open_log_probs[:, None] + row_best).reshape(-1)  # (K*K',) float32
-        step_penalty = penalty(step + 1, alpha)
-        for row in range(beam):
-            if ending[row] > NEG_INF:
-                score = float(np.float32(ending[row] / np.float32(step_penalty)))
-                finished.append((score, float(ending[row]), [int(t) for t in history[row, 1:]]))
-        finished = sorted(finished, key=lambda item: -item[0])[:nbest]
-        best = _top(candidates[None], beam)[0]
-        open_log_probs = candidates[best]
+        candidates = (self.open_log_probs[:, None] + row_best).reshape(-1)  # (K*K',)
+        step_penalty = np.float32(self.penalty(step + 1, self.alpha))
+        for row in np.flatnonzero(ending > NEG_INF):
+            score = float(ending[row] / step_penalty)  # divided in float32, compared in float64
+            self.finished.append((score, float(ending[row]), self.history[row, 1:].tolist()))
+        self.finished = sorted(self.finished, key=lambda item: -item[0])[: self.nbest]
+        best = _top(candidates[None], self.beam)[0]
+        self.open_log_probs = candidates[best]
         parents, tokens = best // row_best.shape[1], row_tokens.reshape(-1)[best]
-        worst_kept = finished[-1][0] if len(finished) == nbest else NEG_INF
-        if worst_kept >= float(open_log_probs[0]) / limit_penalty:
+        worst_kept = self.finished[-1][0] if len(self.finished) == self.nbest else NEG_INF
+        if worst_kept >= float(self.open_log_probs[0]) / self.limit_penalty:  # no open one can beat it
+            return None
+        self.history = np.concatenate([self.history[parents], tokens[:, None]], 1)
+        return parents
+
+    def hypotheses(self) -> list[OnnxHypothesis]:
+        return [OnnxHypothesis(tokens, log_prob, score) for score, log_prob, tokens in self.finished]
+
+
+def beam_search(model: OnnxModel, sources: Sequence[np.ndarray], config: dict[str, Any]) -> list[list[OnnxHypothesis]]:
+    """`BeamSearch` (exact stopping) for a batch of sources (each (S,) with its EOS): the n-best
+    of each, best first. Every open hypothesis of every sentence steps in one call of the
+    decoder; a sentence leaves the batch when it is done."""
+    memory, state = model.start(*_padded(sources))
+    beams = [_Beam(len(src), config) for src in sources]
+    size = beams[0].beam
+    # the first step runs one row per sentence, then each row is copied to its sentence's beams
+    scores, normalizers, state, _ = model.next_token_scores(np.full(len(sources), BOS_ID), state, memory)
+    copies = np.repeat(np.arange(len(sources)), size)
+    scores, normalizers = scores[copies], normalizers[copies]
+    state, memory = ([tensor[copies] for tensor in tensors] for tensors in (state, memory))
+    active = list(range(len(sources)))  # the sentence of each group of `size` rows
+    for step in range(max(beam.maximum for beam in beams)):
+        if step > 0:
+            tokens = np.concatenate([beams[sentence].history[:, -1] for sentence in active])
+            scores, normalizers, state, _ = model.next_token_scores(tokens, state, memory)
+        rows, kept = [], []
+        for position, sentence in enumerate(active):
+            group = slice(position * size, (position + 1) * size)
+            parents = beams[sentence].advance(scores[group], normalizers[group], step)
+            if parents is not None:
+                rows.append(position * size + parents)
+                kept.append(sentence)
+        if not kept:
             break
-        state = [tensor[parents] for tensor in state]
-        history = np.concatenate([history[parents], tokens[:, None]], 1)
-    return [OnnxHypothesis(tokens, log_prob, score) for score, log_prob, tokens in finished]
+        index = np.concatenate(rows)
+        active = kept
+        state, memory = ([tensor[index] for tensor in tensors] for tensors in (state, memory))
+    return [beam.hypotheses() for beam in beams]
+
+
+def _padded(sources: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(B, S) sources padded with PAD_ID and their (B,) lengths."""
+    lengths = np.array([len(src) for src in sources], dtype=np.int64)
+    batch = np.full((len(sources), int(lengths.max())), PAD_ID, dtype=np.int64)
+    for row, src in enumerate(sources):
+        batch[row, : len(src)] = src
+    return batch, lengths
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
@@ -248,21 +297,26 @@ class OnnxTranslator:
         self.config = _search_config(self.manifest.get("decode") or {}, search)
         self.limit = self.manifest.get("max_source_length")
 
-    def translate_ids(self, ids: list[int]) -> list[OnnxHypothesis]:
-        """The n-best of one sentence's piece ids (without EOS)."""
-        src = np.array([*ids, EOS_ID], dtype=np.int64)
+    def translate_ids(self, ids: Sequence[list[int]]) -> list[list[OnnxHypothesis]]:
+        """The n-best of each sentence's piece ids (without EOS), decoded together."""
+        sources = [np.array([*sentence, EOS_ID], dtype=np.int64) for sentence in ids]
         if self.limit is not None:
-            src = np.concatenate([src[: self.limit - 1], [EOS_ID]])
+            sources = [np.concatenate([src[: self.limit - 1], [EOS_ID]]) for src in sources]
         if self.config["_target_"].endswith("GreedySearch"):
-            return [greedy_search(self.model, src, self.config)]
-        return beam_search(self.model, src, self.config)
+            return [[hypothesis] for hypothesis in greedy_search(self.model, sources, self.config)]
+        return beam_search(self.model, sources, self.config)
 
-    def translate(self, sentences: Sequence[str]) -> list[str]:
-        """The best translation of each sentence ("" for an empty one)."""
-        outputs = []
-        for ids, sentence in zip(self.src_tokenizer.encode(list(sentences)), sentences):
-            hypotheses = self.translate_ids(ids) if sentence.strip() else []
-            outputs.append(self.tgt_tokenizer.decode([hypotheses[0].tokens])[0] if hypotheses else "")
+    def translate(self, sentences: Sequence[str], batch_size: int = 64) -> list[str]:
+        """The best translation of each sentence ("" for an empty one), decoded in batches of
+        `batch_size` sentences of similar length."""
+        ids = self.src_tokenizer.encode(list(sentences))
+        todo = sorted((i for i, sentence in enumerate(sentences) if sentence.strip()), key=lambda i: len(ids[i]))
+        outputs = [""] * len(sentences)
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            for index, hypotheses in zip(batch, self.translate_ids([ids[i] for i in batch])):
+                if hypotheses:
+                    outputs[index] = self.tgt_tokenizer.decode([hypotheses[0].tokens])[0]
         return outputs
 
 

@@ -80,7 +80,9 @@ def test_onnx_runtime_translates_as_pytorch_token_for_token(tokenizers, sentence
     reference = Translator.from_checkpoint(checkpoint, device="cpu", precision="fp32", compile=False)
     for search in ("beam", "greedy"):
         expected = reference.translate(sentences, search=search)
-        assert OnnxTranslator(folder, search=search).translate(sentences) == expected, search
+        onnx = OnnxTranslator(folder, search=search)
+        assert onnx.translate(sentences) == expected, search  # one batch
+        assert onnx.translate(sentences, batch_size=3) == expected, search  # sentences leave batches of others
         if search == "greedy":
             assert any(expected)  # a test of something: greedy output is not all empty
 
@@ -92,7 +94,7 @@ def test_the_nbest_lists_and_their_scores_match(tokenizers, sentences, tmp_path)
     config = {**onnx.config, "nbest": 3}
     for sentence, ids in zip(sentences, onnx.src_tokenizer.encode(sentences)):
         (expected,) = reference.translate_nbest([sentence], nbest=3)
-        found = beam_search(onnx.model, np.array([*ids, 3]), config)
+        (found,) = beam_search(onnx.model, [np.array([*ids, 3])], config)
         assert [onnx.tgt_tokenizer.decode([h.tokens])[0] for h in found] == [h.text for h in expected]
         assert np.allclose([h.score for h in found], [h.score for h in expected], atol=1e-5)
         assert np.allclose([h.log_prob for h in found], [h.log_prob for h in expected], atol=1e-5)
