@@ -1,7 +1,7 @@
 """The ONNX export of a trained model against PyTorch on a test set: the same translations (fp32,
 line for line), BLEU of fp32 and int8 graphs, and decoding time of each, one thread.
 
-    python scripts/onnx_check.py --checkpoint runs/<run>/checkpoints/best.pt --output docs/benchmarks/<date>_onnx.json
+    python scripts/onnx_check.py --checkpoint runs/<run>/checkpoints/best.pt --output docs/results/onnx_check.json
 
 PyTorch decodes in fp32, eagerly (no torch.compile), batched as `nmt-translate` does; ONNX
 Runtime decodes one sentence at a time with the numpy searches (`nmt.decoding.onnx_runtime`).
