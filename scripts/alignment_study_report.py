@@ -129,6 +129,7 @@ def report(args: argparse.Namespace) -> None:
     reference = [Alignment(frozenset(links), frozenset(links)) for links in silver.symmetrized]
     measured = {id(run): measure(run, test, args.device) for system in systems for run in system.runs}
     labelled = {system.label: settings(system) for system in systems}
+    systems = sorted(systems, key=lambda system: _order(labelled[system.label]))
     by_label = {system.label: system for system in systems}
     rows, records = [], []
     for system in systems:
@@ -198,6 +199,16 @@ def figure(systems: list[System], labelled: dict[str, dict[str, str]], args: arg
         return []
     sentences = pick_sentences(args.sentences, None, args.lines)
     return save_figure(attention_comparison(columns, sentences, args.device), f"{args.output}_attention")
+
+
+NORMALIZERS = ("softmax", "sparsemax", "entmax15")
+
+
+def _order(mine: dict[str, str]) -> tuple[str, int, bool]:
+    """Table order: by scorer, then normalizer (softmax first), unguided before guided."""
+    normalizer = mine["model/attention/normalizer"]
+    rank = NORMALIZERS.index(normalizer) if normalizer in NORMALIZERS else len(NORMALIZERS)
+    return mine["model/attention"], rank, is_guided(mine)
 
 
 def is_guided(mine: dict[str, str]) -> bool:
