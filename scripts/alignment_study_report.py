@@ -22,6 +22,7 @@ systems of seed 1, one column per normalizer, unguided and guided.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from datetime import date
@@ -40,6 +41,7 @@ from nmt.data.alignments import Alignment
 from nmt.data.corpus import read_parallel
 from nmt.metrics.alignment import aer_group_bootstrap, summarize_attention
 from nmt.metrics.bleu import group_bootstrap
+from nmt.utils.fileio import write_bytes_atomically
 
 DEFAULTS = {
     "trainer.guided_alignment.weight": "0",
@@ -90,32 +92,42 @@ def reference_system(mine: dict[str, str], systems: dict[str, dict[str, str]]) -
     return None
 
 
+def test_key(test: tuple[list[str], list[str]]) -> str:
+    """What the kept measurements are valid for: a hash of the test set's text."""
+    return hashlib.sha256(json.dumps(test).encode()).hexdigest()[:16]
+
+
 def measure(run: Run, test: tuple[list[str], list[str]], device: str) -> dict[str, Any]:
     """One run's test alignments (forced decoding of the references) and attention entropy, kept
     in the run's folder (`MEASURED`) so that a report of a growing study measures each run once."""
-    checkpoint = run.layout.best_checkpoint
-    kept = run.layout.root / MEASURED
+    checkpoint, kept, key = run.layout.best_checkpoint, run.layout.root / MEASURED, test_key(test)
     if kept.is_file() and kept.stat().st_mtime > checkpoint.stat().st_mtime:
         found = json.loads(kept.read_text())
-        if found["test"] == len(test[0]):
+        if found.get("test") == key:
             return {"links": [[tuple(link) for link in links] for links in found["links"]], "entropy": found["entropy"]}
     translator = Translator.from_checkpoint(checkpoint, device=device)
     scores = translator.score(*test, attention=True)
     links = translator.align(*test, scores=scores)
     entropy = summarize_attention([s.attention for s in scores if s is not None]).mean_entropy
-    kept.write_text(json.dumps({"test": len(test[0]), "links": links, "entropy": entropy}))
+    write_bytes_atomically(kept, json.dumps({"test": key, "links": links, "entropy": entropy}).encode())
     return {"links": links, "entropy": entropy}
 
 
-def silver_reference(kept: Path, data: Path, test: tuple[list[str], list[str]]) -> SilverAlignments:
-    """eflomal's alignments of the test set (aligned with the training pairs), computed once per
-    study and kept in `kept`: eflomal takes no seed, so a second run would move every AER a little."""
+def silver_reference(kept: Path, data: Path, test: tuple[list[str], list[str]]) -> tuple[SilverAlignments, str]:
+    """eflomal's alignments of the test set (aligned with the training pairs) and eflomal's
+    version, computed once per study and test set and kept in `kept`: eflomal takes no seed, so a
+    second run would move every AER a little."""
+    key = test_key(test)
     if kept.is_file():
         found = json.loads(kept.read_text())
-        return SilverAlignments(*([set(map(tuple, links)) for links in found[key]] for key in SILVER_KEYS))
+        if found.get("test") == key:
+            silver = SilverAlignments(*([set(map(tuple, links)) for links in found[name]] for name in SILVER_KEYS))
+            return silver, found["eflomal"]
     silver = eflomal_alignments(read_parallel(data / "train.de.gz", data / "train.en.gz"), test)
-    kept.write_text(json.dumps({key: [sorted(links) for links in getattr(silver, key)] for key in SILVER_KEYS}))
-    return silver
+    version = metadata.version("eflomal")
+    stored = {name: [sorted(links) for links in getattr(silver, name)] for name in SILVER_KEYS}
+    write_bytes_atomically(kept, json.dumps({"test": key, "eflomal": version, **stored}).encode())
+    return silver, version
 
 
 def report(args: argparse.Namespace) -> None:
@@ -125,7 +137,7 @@ def report(args: argparse.Namespace) -> None:
     systems, common = group_runs(runs)
     data = Path(args.data)
     test = read_parallel(data / f"{args.test}.de.gz", data / f"{args.test}.en.gz")
-    silver = silver_reference(Path(args.runs) / SILVER, data, test)
+    silver, eflomal_version = silver_reference(Path(args.runs) / SILVER, data, test)
     reference = [Alignment(frozenset(links), frozenset(links)) for links in silver.symmetrized]
     measured = {id(run): measure(run, test, args.device) for system in systems for run in system.runs}
     labelled = {system.label: settings(system) for system in systems}
@@ -169,7 +181,7 @@ def report(args: argparse.Namespace) -> None:
         f"common settings: {' '.join(common)}",
         f"{len(runs)} runs; their wall-clock time (start-up, training, validation, test) adds up to {hours:.2f} hours",
         f"AER, precision, recall: test_2016_flickr against eflomal's grow-diag-final silver alignments "
-        f"(eflomal {metadata.version('eflomal')}); p: paired bootstrap over "
+        f"(eflomal {eflomal_version}); p: paired bootstrap over "
         "the test sentences (1000 resamples, seed 12345) of the seeds' mean, vs the system in `compared with`",
     ]
     table = Table(COLUMNS, rows, notes)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from nmt.checkpoint import load_checkpoint
 from nmt.cli.common import run_tool
 from nmt.decoding.export import MANIFEST, PROGRAM, export_model
 from nmt.training.run_layout import RunLayout
@@ -41,11 +43,21 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _run_summary(checkpoint: Path) -> dict | None:
-    """The `summary.json` of the run a checkpoint file belongs to, when it is there."""
-    if checkpoint.is_dir():
-        return None  # a model folder keeps its own
-    summary = RunLayout(checkpoint.parent.parent).summary
-    return json.loads(summary.read_text()) if summary.is_file() else None
+    """The `summary.json` of the run a checkpoint belongs to: a file in a run directory's
+    checkpoints folder whose summary is of the same run (None otherwise: a card without results)."""
+    layout = RunLayout(checkpoint.parent.parent)
+    if checkpoint.is_dir() or checkpoint.parent != layout.checkpoints or not layout.summary.is_file():
+        return None  # a model folder keeps its own; a loose file has no run
+    try:
+        summary = json.loads(layout.summary.read_text())
+    except ValueError:
+        print(f"warning: {layout.summary} is not valid JSON; the model card has no results", file=sys.stderr)
+        return None
+    config = load_checkpoint(checkpoint)["config"]
+    if summary.get("config", {}).get("model") != config.get("model"):
+        print(f"warning: {layout.summary} is of another model; the model card has no results", file=sys.stderr)
+        return None
+    return summary
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 
-from nmt.cli.common import run_tool
+from nmt.cli.common import open_output, run_tool
 from nmt.data.corpus import decode_stream, read_lines
 from nmt.decoding.onnx_runtime import OnnxTranslator
 
@@ -17,13 +18,10 @@ from nmt.decoding.onnx_runtime import OnnxTranslator
 def _translate(args: argparse.Namespace) -> None:
     translator = OnnxTranslator(args.model, quantized=args.int8, search=args.search)
     lines = read_lines(args.input) if args.input else list(decode_stream(sys.stdin.buffer, "<stdin>"))
-    output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
+    with ExitStack() as stack:
+        output = open_output(args.output, stack)
         for translation in translator.translate(lines):
             output.write(translation + "\n")
-    finally:
-        if args.output:
-            output.close()
 
 
 def main(argv: list[str] | None = None) -> None:

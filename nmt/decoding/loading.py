@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
@@ -60,6 +62,9 @@ def build_model(config: dict, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer
     """
     if not isinstance(config.get("model"), dict):
         raise UserError(f"{source}: its config has no model section to rebuild the model from")
+    foreign = next(_foreign_targets(config["model"]), None)
+    if foreign is not None:  # instantiate would import and call it: a file must not run code
+        raise UserError(f"{source}: its model config names {foreign!r}; only nmt's own classes are built")
     try:
         return instantiate(
             OmegaConf.create(config["model"]),
@@ -68,3 +73,16 @@ def build_model(config: dict, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer
         )
     except InstantiationException as error:  # e.g. a `_target_` this version of nmt does not have
         raise UserError(f"{source}: its model config does not build ({str(error).strip().splitlines()[0]})") from None
+
+
+def _foreign_targets(config: Any) -> Iterator[str]:
+    """Every `_target_` in a (nested) config that is not one of nmt's own classes."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key == "_target_" and not (isinstance(value, str) and value.startswith("nmt.")):
+                yield str(value)
+            else:
+                yield from _foreign_targets(value)
+    elif isinstance(config, list):
+        for item in config:
+            yield from _foreign_targets(item)

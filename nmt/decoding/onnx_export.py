@@ -31,6 +31,7 @@ from torch import nn
 
 from nmt.data.tokenizer import BOS_ID
 from nmt.decoding.export import DEVICE, Program, manifest_of, probe_batches
+from nmt.decoding.translator import decode_config
 from nmt.utils.errors import UserError
 from nmt.utils.fileio import write_bytes_atomically
 
@@ -99,6 +100,7 @@ def export_onnx(checkpoint_path: str | Path, output_dir: str | Path, quantize: b
         write_bytes_atomically(output_dir / f"{side}.model", tokenizer.model_bytes)
     manifest = {
         **manifest_of(model, src_tokenizer, tgt_tokenizer, config, state_names),
+        "decode": decode_config(config.get("decode"), checkpoint_path),  # older formats as the Translator reads them
         "format": "onnx",
         "graphs": {"encoder": ENCODER, "decoder": DECODER},
         "quantized": {"encoder": QUANTIZED[ENCODER], "decoder": QUANTIZED[DECODER]} if quantize else None,

@@ -23,15 +23,10 @@ from typing import Any
 import numpy as np
 
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from nmt.decoding.rules import LENGTH_PENALTIES, NEVER_GENERATED
 from nmt.utils.errors import UserError
 
-NEVER_GENERATED = [PAD_ID, BOS_ID]  # as in nmt.decoding.search
 NEG_INF = -np.inf
-LENGTH_PENALTIES = {
-    "gnmt": lambda length, alpha: ((5.0 + length) / 6.0) ** alpha,
-    "average": lambda length, alpha: float(length),
-    "none": lambda length, alpha: 1.0,
-}
 SUPPORTED = {
     "nmt.decoding.search.GreedySearch": {
         "min_length_ratio",
@@ -76,8 +71,15 @@ class OnnxModel:
         self.encoder, self.decoder, self.state_names = encoder, decoder, state_names
 
     @classmethod
-    def load(cls, folder: str | Path, manifest: dict[str, Any] | None = None, quantized: bool = False) -> OnnxModel:
-        """The graphs of an export folder (`quantized`: the int8 ones); `manifest` None reads it.
+    def load(
+        cls,
+        folder: str | Path,
+        manifest: dict[str, Any] | None = None,
+        quantized: bool = False,
+        threads: int | None = None,
+    ) -> OnnxModel:
+        """The graphs of an export folder (`quantized`: the int8 ones); `manifest` None reads it;
+        `threads`: ONNX Runtime's threads per graph (None: its default, one per physical core).
 
         Raises:
             UserError: naming the file that is missing, or when onnxruntime is not installed.
@@ -97,6 +99,8 @@ class OnnxModel:
                 raise UserError(f"{path}: file not found (not a complete ONNX export)")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
         sessions = [
             onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) for path in paths
         ]
@@ -161,6 +165,8 @@ def masked(scores: np.ndarray, length: int, minimum: int, maximum: int) -> np.nd
 def greedy_search(model: OnnxModel, sources: Sequence[np.ndarray], config: dict[str, Any]) -> list[OnnxHypothesis]:
     """The most probable token at every step, for a batch of sources (each (S,) with its EOS);
     a sentence leaves the batch when it ends."""
+    if not sources:
+        return []
     memory, state = model.start(*_padded(sources))
     limits = [length_limits(len(src), config) for src in sources]
     active = list(range(len(sources)))  # the sentence of each row
@@ -231,6 +237,8 @@ def beam_search(model: OnnxModel, sources: Sequence[np.ndarray], config: dict[st
     """`BeamSearch` (exact stopping) for a batch of sources (each (S,) with its EOS): the n-best
     of each, best first. Every open hypothesis of every sentence steps in one call of the
     decoder; a sentence leaves the batch when it is done."""
+    if not sources:
+        return []
     memory, state = model.start(*_padded(sources))
     beams = [_Beam(len(src), config) for src in sources]
     size = beams[0].beam
@@ -269,8 +277,10 @@ def _padded(sources: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices (N, k) of each row's k largest values, largest first, ties by index (a partition
-    first: a full sort of every row of the vocabulary would dominate a step)."""
+    """Indices (N, k) of each row's k largest values, largest first (a partition first: a full
+    sort of every row of the vocabulary would dominate a step). Equal values are ordered by index
+    among those chosen; which of equal values at the k-th place are chosen is arbitrary, as in
+    torch's topk, so exact float ties are the one place the two searches may part."""
     if k < values.shape[-1]:
         chosen = np.argpartition(-values, k - 1, axis=-1)[:, :k]
     else:
@@ -287,21 +297,23 @@ class OnnxTranslator:
         folder: the export (nmt-export --format onnx).
         quantized: use the int8 graphs.
         search: `beam` or `greedy` (None: the export's decode config).
+        threads: ONNX Runtime's threads (None: its default).
     """
 
-    def __init__(self, folder: str | Path, quantized: bool = False, search: str | None = None) -> None:
+    def __init__(
+        self, folder: str | Path, quantized: bool = False, search: str | None = None, threads: int | None = None
+    ) -> None:
         folder = Path(folder)
         self.manifest = read_manifest(folder)
-        self.model = OnnxModel.load(folder, self.manifest, quantized)
+        self.model = OnnxModel.load(folder, self.manifest, quantized, threads)
         self.src_tokenizer, self.tgt_tokenizer = (Tokenizer(folder / f"{side}.model") for side in ("src", "tgt"))
         self.config = _search_config(self.manifest.get("decode") or {}, search)
         self.limit = self.manifest.get("max_source_length")
 
     def translate_ids(self, ids: Sequence[list[int]]) -> list[list[OnnxHypothesis]]:
         """The n-best of each sentence's piece ids (without EOS), decoded together."""
-        sources = [np.array([*sentence, EOS_ID], dtype=np.int64) for sentence in ids]
-        if self.limit is not None:
-            sources = [np.concatenate([src[: self.limit - 1], [EOS_ID]]) for src in sources]
+        cut = None if self.limit is None else self.limit - 1  # pieces the model reads, EOS not counted
+        sources = [np.array([*sentence[:cut], EOS_ID], dtype=np.int64) for sentence in ids]
         if self.config["_target_"].endswith("GreedySearch"):
             return [[hypothesis] for hypothesis in greedy_search(self.model, sources, self.config)]
         return beam_search(self.model, sources, self.config)
@@ -328,7 +340,12 @@ def _search_config(decode: dict[str, Any], search: str | None) -> dict[str, Any]
             raise UserError(f"search={search!r}: the ONNX runtime has beam and greedy")
         if decode.get("_target_") != targets[search]:
             decode = {"_target_": targets[search]}
-    decode = dict(decode) if decode.get("_target_") in SUPPORTED else {"_target_": targets["beam"]}
+    if decode.get("_target_") not in SUPPORTED:
+        raise UserError(
+            f"decode._target_={decode.get('_target_')!r}: the ONNX runtime has {', '.join(SUPPORTED)} "
+            "(choose one with --search)"
+        )
+    decode = dict(decode)
     for key, off in OFF.items():
         if decode.get(key, off) != off:
             raise UserError(f"decode.{key}={decode[key]!r}: the ONNX runtime does not implement it (use {off!r})")

@@ -73,8 +73,9 @@ def save_pretrained(
     from safetensors.torch import save_model
 
     folder = Path(folder)
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG).is_file():
-        raise UserError(f"{folder}: not empty and not a model folder; save into a new or empty folder")
+    ours = {WEIGHTS, CONFIG, CARD, f".{WEIGHTS}.tmp", *TOKENIZERS.values()}
+    if folder.is_dir() and any(path.name not in ours for path in folder.iterdir()):  # an interrupted save is ours
+        raise UserError(f"{folder}: holds files of its own; save into a new folder, an empty one or a model folder")
     if not isinstance(run_config.get("model"), dict):
         raise UserError("this model has no model config to rebuild it from (an ensemble?): save one member")
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,7 +154,7 @@ def resolve_folder(folder_or_id: str | Path) -> Path:
     folder = Path(folder_or_id)
     if folder.is_dir():
         return folder
-    if not HUB_ID.fullmatch(str(folder_or_id)):
+    if not HUB_ID.fullmatch(str(folder_or_id)) or ".." in str(folder_or_id) or str(folder_or_id).startswith("."):
         raise UserError(f"{folder_or_id}: no such model folder (nor a Hub id owner/name)")
     try:
         from huggingface_hub import snapshot_download
@@ -162,7 +163,9 @@ def resolve_folder(folder_or_id: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(folder_or_id)))
     except Exception as error:  # noqa: BLE001 - network and Hub errors alike
-        raise UserError(f"{folder_or_id}: cannot download from the Hub ({str(error).splitlines()[0]})") from None
+        raise UserError(
+            f"{folder_or_id}: no such model folder here, and no such model on the Hub ({str(error).splitlines()[0]})"
+        ) from None
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ the length penalty, so a sentence gets the same output alone or inside any batch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -22,15 +22,9 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.decoding.rules import LENGTH_PENALTIES, NEVER_GENERATED
 
-NEVER_GENERATED = [PAD_ID, BOS_ID]  # symbols a translation never contains
 NEG_INF = float("-inf")
-
-LENGTH_PENALTIES: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
-    "gnmt": lambda lengths, alpha: ((5.0 + lengths) / 6.0) ** alpha,  # Wu et al. 2016
-    "average": lambda lengths, alpha: lengths,
-    "none": lambda lengths, alpha: torch.ones_like(lengths),
-}
 """lp(|Y|) for a float tensor of lengths (EOS counted): a hypothesis scores log P / lp."""
 
 

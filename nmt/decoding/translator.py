@@ -176,7 +176,7 @@ class Translator:
             model,
             src_tokenizer,
             tgt_tokenizer,
-            _decode_config(config.get("decode"), paths[0]),
+            decode_config(config.get("decode"), paths[0]),
             torch_device,
             max_tokens,
             min(limits) if limits else None,
@@ -384,7 +384,7 @@ def _word_links(weights: np.ndarray, source_pieces: list[str], target_pieces: li
     return pieces_to_words(argmax_alignment(weights[:-1]), source_pieces, target_pieces)
 
 
-def _decode_config(decode: dict[str, Any] | None, checkpoint: str | Path) -> dict[str, Any]:
+def decode_config(decode: dict[str, Any] | None, checkpoint: str | Path) -> dict[str, Any]:
     """The checkpoint's test search; checkpoints from before the search classes (whose decode
     config names a function) get a `BeamSearch` with the settings both understand."""
     if not decode:

@@ -2,8 +2,9 @@
 the `Translator`, or refused with an `ApiError` that says what to fix (a 4xx answer).
 
     POST /api/translate  {"text": "..."} or {"texts": [...]}; optional "nbest" (1 to the beam
-                         size), "search" ("beam" or "greedy"), "attention" (true: pieces, per-token
-                         probabilities, attention matrix and word alignment of every hypothesis)
+                         size), "search" ("beam" or "greedy"), "attention" (pieces, per-token
+                         probabilities, attention matrix and word alignment of every hypothesis;
+                         default: true for a model with attention)
     POST /api/score      {"source": "...", "target": "..."}: the given translation, scored and
                          aligned (forced decoding)
     GET  /api/info       the model: languages, size, default search, limits
@@ -107,7 +108,7 @@ class ExplorerApi:
         beam = getattr(self.translator.search(search), "beam_size", 1)
         if not 1 <= nbest <= beam:
             raise ApiError(400, f'"nbest": {nbest}: between 1 and the beam size, {beam}')
-        attention = fields.get("attention", True)
+        attention = fields.get("attention", self.translator.has_attention)
         if attention and not self.translator.has_attention:
             raise ApiError(400, 'this model has no attention: send "attention": false')
         with self._lock:
@@ -153,6 +154,8 @@ class ExplorerApi:
                 "token_probabilities": [],
                 "attention": [],
                 "alignment": [],
+                "source_words": source.split(),
+                "target_words": [],
             }
         (links,) = self.translator.align([source], [target], scores=[scored])
         return {

@@ -37,6 +37,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
     """Routes one request: the page's files, or an API call with a JSON body."""
 
     server_version = "nmt-serve"
+    timeout = 30  # seconds a client may keep a connection (or its unread body) waiting
 
     def __init__(self, *args: Any, api: ExplorerApi, **kwargs: Any) -> None:
         self.api = api
@@ -60,6 +61,10 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path not in routes:
             self._error(HTTPStatus.NOT_FOUND, f"no API at {path} (POST /api/translate or /api/score)")
+            return
+        if self.headers.get_content_type() != "application/json":
+            # also what keeps other web pages out: a cross-site POST of JSON needs CORS, never granted here
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json")
             return
         length = self.headers.get("Content-Length")
         if length is None or not length.isdecimal():
@@ -97,12 +102,15 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps({"error": message}).encode(), "application/json")
 
     def _send(self, status: HTTPStatus, data: bytes, kind: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+        except ConnectionError:  # the client left: nothing to answer
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         log.info("%s %s", self.address_string(), format % args)

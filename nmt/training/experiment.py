@@ -30,7 +30,6 @@ from nmt.data.tokenizer import Tokenizer, build_tokenizers
 from nmt.decoding.batches import translate_lines
 from nmt.decoding.search import Search, build_search
 from nmt.metrics.bleu import Scores, score
-from nmt.modules.attention import FixedContext
 from nmt.modules.seq2seq import Seq2Seq
 from nmt.training.distributed import Distributed, init_distributed, shutdown_distributed
 from nmt.training.run_layout import RunLayout
@@ -72,9 +71,12 @@ def load_training_data(
     files = splits["train"]
     if cfg.encode_workers is not None and cfg.encode_workers < 1:
         raise UserError(f"encode_workers={cfg.encode_workers}: must be at least 1 (null: min(4, CPU count))")
-    alignments = OmegaConf.select(cfg, "trainer.guided_alignment.alignments")
+    guidance = instantiate(cfg.trainer.guided_alignment) if cfg.trainer.get("guided_alignment") else None
+    alignments = guidance.alignments if guidance is not None else None
     if alignments is not None and not Path(alignments).is_file():
         raise UserError(f"trainer.guided_alignment.alignments={alignments}: file not found")
+    if guidance is not None and guidance.weight and OmegaConf.select(cfg, "model.decoder.scorer") is None:
+        raise UserError("trainer.guided_alignment.weight > 0 needs attention to guide (model/attention is null)")
     pairs = encode_corpus(
         files,
         src_tokenizer,
@@ -191,9 +193,6 @@ def build_trainer(
     distributed: Distributed = Distributed(),
 ) -> Trainer:
     """The trainer with the optimizer and schedule of `cfg`, validating with `valid_search`."""
-    config = instantiate(cfg.trainer)
-    if config.guided_alignment.weight and isinstance(model.decoder.attention, FixedContext):
-        raise UserError("trainer.guided_alignment.weight > 0 needs attention to guide (model/attention is null)")
     optimizer = configured("optim", lambda: instantiate(cfg.optim)(model.parameters()))
     scheduler = configured("scheduler", lambda: instantiate(cfg.scheduler)(optimizer)) if cfg.get("scheduler") else None
     return Trainer(
@@ -204,7 +203,7 @@ def build_trainer(
         valid_data=valid_data,
         tokenizers=tokenizers,
         search=valid_search,
-        config=config,
+        config=instantiate(cfg.trainer),
         layout=layout,
         run_config=OmegaConf.to_container(cfg, resolve=True),
         device=device,

@@ -39,6 +39,16 @@ MODELS = {
             "scorer": {"_target_": "nmt.modules.attention.GeneralScorer", "_partial_": True},
         },
     },
+    "luong_location_truncating": {  # sources longer than 6 pieces are cut, as PyTorch cuts them
+        "decoder": {
+            "_target_": "nmt.modules.decoder.LuongDecoder",
+            "_partial_": True,
+            "embedding_size": 8,
+            "hidden_size": 16,
+            "attentional_size": 16,
+            "scorer": {"_target_": "nmt.modules.attention.LocationScorer", "_partial_": True, "max_source_length": 6},
+        },
+    },
     "bahdanau_sparsemax_2_layers": {
         "decoder": {
             "_target_": "nmt.modules.decoder.BahdanauDecoder",
@@ -128,6 +138,12 @@ def test_bad_exports_and_configs_fail_with_one_line(tokenizers, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match=r"decode.coverage_penalty=0.2: the ONNX runtime does not implement it"):
         OnnxTranslator(folder)
+    (folder / "manifest.json").write_text(
+        json.dumps({**manifest, "decode": {"_target_": "nmt.decoding.search.Sampling"}})
+    )
+    with pytest.raises(UserError, match="Sampling'. the ONNX runtime has"):
+        OnnxTranslator(folder)
+    assert OnnxTranslator(folder, search="greedy").translate(["ka lo"])  # another search may be chosen
     (folder / "decoder.onnx").unlink()
     with pytest.raises(UserError, match="decoder.onnx: file not found"):
         OnnxTranslator(folder, search="greedy")

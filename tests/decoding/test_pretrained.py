@@ -50,7 +50,7 @@ def write_run(root: Path, tokenizers, **model_config) -> Path:
         name="toy_model", seed=3, data={"_target_": "nmt.data.sources.ToyTask", "src_lang": "xx", "tgt_lang": "yy"}
     )
     save_checkpoint(root / "checkpoints" / "best.pt", payload)
-    (root / "summary.json").write_text(json.dumps(SUMMARY))
+    (root / "summary.json").write_text(json.dumps({**SUMMARY, "config": payload["config"]}))
     return root / "checkpoints" / "best.pt"
 
 
@@ -68,6 +68,7 @@ def test_a_folder_from_a_checkpoint_translates_identically_without_unpickling(
         "src.model",
         "tgt.model",
     ]
+    assert SUMMARY["test"]["bleu_signature"] in (folder / "README.md").read_text()  # the run's summary.json, found
     for path in folder.iterdir():  # no pickle (protocol 2+ starts with 0x80) and no torch zip archive
         assert path.read_bytes()[:2] not in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK"), path
 
@@ -122,7 +123,7 @@ def test_damaged_or_foreign_folders_fail_with_one_line(tokenizers, tmp_path, cap
     (other / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit):
         export_main(["--checkpoint", str(checkpoint), "--output", str(other), "--format", "hub"])
-    assert "not empty and not a model folder" in capsys.readouterr().err and (other / "notes.txt").read_text() == "mine"
+    assert "holds files of its own" in capsys.readouterr().err and (other / "notes.txt").read_text() == "mine"
 
     folder = Translator.from_checkpoint(checkpoint, device="cpu").save_pretrained(tmp_path / "folder")
     weights = folder / "model.safetensors"
@@ -180,3 +181,50 @@ def test_push_and_download_use_the_hub_api(tokenizers, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(UserError, match=r"pip install 'attention-nmt\[hub\]'"):
         Translator.from_pretrained("me/elsewhere")
+
+
+@pytest.mark.parametrize("kind", ["folder", "checkpoint"])
+def test_a_config_that_names_foreign_code_is_refused_before_anything_runs(tokenizers, tmp_path, kind):
+    """A downloaded folder's (or checkpoint's) config must not make the loader import and call
+    anything but nmt's own classes."""
+    checkpoint = write_run(tmp_path / "run", tokenizers)
+    called = tmp_path / "called"
+    payload_config = {"_target_": "pathlib.Path.touch", "self": str(called)}
+    if kind == "folder":
+        folder = Translator.from_checkpoint(checkpoint).save_pretrained(tmp_path / "folder")
+        config = json.loads((folder / "config.json").read_text())
+        config["run"]["model"]["decoder"]["scorer"] = payload_config
+        (folder / "config.json").write_text(json.dumps(config))
+        path = folder
+    else:
+        from nmt.checkpoint import load_checkpoint
+
+        payload = load_checkpoint(checkpoint)
+        payload["config"]["model"]["decoder"]["scorer"] = payload_config
+        save_checkpoint(tmp_path / "evil.pt", payload)
+        path = tmp_path / "evil.pt"
+    with pytest.raises(UserError, match="names 'pathlib.Path.touch'; only nmt's own classes are built"):
+        Translator.from_checkpoint(path)
+    assert not called.exists()
+
+
+def test_a_summary_of_another_model_or_a_loose_checkpoint_gives_a_card_without_results(tokenizers, tmp_path, capsys):
+    checkpoint = write_run(tmp_path / "run", tokenizers)
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({**SUMMARY, "config": {"model": {"other": 1}}}))
+    export_main(["--checkpoint", str(checkpoint), "--output", str(tmp_path / "a"), "--format", "hub"])
+    assert "is of another model" in capsys.readouterr().err
+    assert "not recorded" in (tmp_path / "a" / "README.md").read_text()
+    loose = tmp_path / "loose.pt"
+    loose.write_bytes(checkpoint.read_bytes())
+    (tmp_path / "summary.json").write_text(json.dumps(SUMMARY))  # beside it, but not its run's
+    export_main(["--checkpoint", str(loose), "--output", str(tmp_path / "b"), "--format", "hub"])
+    assert "not recorded" in (tmp_path / "b" / "README.md").read_text()
+
+
+def test_an_interrupted_save_can_be_saved_again(tokenizers, tmp_path):
+    checkpoint = write_run(tmp_path / "run", tokenizers)
+    translator = Translator.from_checkpoint(checkpoint)
+    folder = translator.save_pretrained(tmp_path / "folder")
+    (folder / "config.json").unlink()  # as a save killed before its last file
+    translator.save_pretrained(folder)
+    assert Translator.from_pretrained(folder).translate(SOURCES) == translator.translate(SOURCES)

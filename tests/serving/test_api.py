@@ -99,10 +99,17 @@ def test_a_missing_length_an_oversized_body_and_other_methods_are_refused(explor
     parts = urlparse(explorer.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     connection.putrequest("POST", "/api/translate")
+    connection.putheader("Content-Type", "application/json")
     connection.endheaders()
     assert connection.getresponse().status == 411
     connection.close()
-    assert request(explorer.url, "POST", "/api/translate", b"x", {"Content-Length": str(2 << 20)})[0] == 413
+    json_type = {"Content-Type": "application/json"}
+    assert (
+        request(explorer.url, "POST", "/api/translate", b"x", {**json_type, "Content-Length": str(2 << 20)})[0] == 413
+    )
+    # a plain-text POST, which any web page could send cross-site, is refused unread
+    status, answer = request(explorer.url, "POST", "/api/translate", b'{"text": "ka"}', {"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in answer["error"]
     assert request(explorer.url, "DELETE", "/api/translate")[0] == 405
     assert request(explorer.url, "GET", "/missing")[0] == 404
     assert post(explorer.url, "/api/translate", {"text": "ka lo"})[0] == 200

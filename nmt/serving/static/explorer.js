@@ -90,7 +90,8 @@ function drawLinks(shown) {
 }
 
 function showDetails(shown) {
-  $("details").hidden = false;
+  $("details").hidden = !shown.attention;  // a model without attention: the translation alone
+  if (!shown.attention) return;
   drawHeatmap(shown);
   drawLinks(shown);
 }
