@@ -14,7 +14,7 @@ from nmt import Translator
 from nmt.checkpoint import save_checkpoint
 from nmt.data.corpus import read_lines
 from nmt.utils.errors import UserError
-from tests.test_checkpoint import tiny_checkpoint, toy_tokenizers
+from tests.test_checkpoint import TINY_MODEL, tiny_checkpoint, toy_tokenizers
 
 onnx_export = pytest.importorskip("nmt.decoding.onnx_export")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install 'attention-nmt[onnx]'")
@@ -26,41 +26,26 @@ DECODE = {  # an untrained model would end at once: outputs as long as the sourc
     "min_length_ratio": 1.0,
     "max_length_ratio": 1.5,
 }
+
+
+def luong(scorer: dict) -> dict:
+    """The tiny model's decoder as Luong's, with `scorer`."""
+    decoder = {key: value for key, value in TINY_MODEL["decoder"].items() if key != "readout_size"}
+    return {**decoder, "_target_": "nmt.modules.decoder.LuongDecoder", "attentional_size": 16, "scorer": scorer}
+
+
 MODELS = {
     "bahdanau_additive": {},
     "luong_general_lstm": {
         "cell": "lstm",
-        "decoder": {
-            "_target_": "nmt.modules.decoder.LuongDecoder",
-            "_partial_": True,
-            "embedding_size": 8,
-            "hidden_size": 16,
-            "attentional_size": 16,
-            "scorer": {"_target_": "nmt.modules.attention.GeneralScorer", "_partial_": True},
-        },
+        "decoder": luong({"_target_": "nmt.modules.attention.GeneralScorer", "_partial_": True}),
     },
     "luong_location_truncating": {  # sources longer than 6 pieces are cut, as PyTorch cuts them
-        "decoder": {
-            "_target_": "nmt.modules.decoder.LuongDecoder",
-            "_partial_": True,
-            "embedding_size": 8,
-            "hidden_size": 16,
-            "attentional_size": 16,
-            "scorer": {"_target_": "nmt.modules.attention.LocationScorer", "_partial_": True, "max_source_length": 6},
-        },
+        "decoder": luong(
+            {"_target_": "nmt.modules.attention.LocationScorer", "_partial_": True, "max_source_length": 6}
+        ),
     },
-    "bahdanau_sparsemax_2_layers": {
-        "decoder": {
-            "_target_": "nmt.modules.decoder.BahdanauDecoder",
-            "_partial_": True,
-            "embedding_size": 8,
-            "hidden_size": 16,
-            "readout_size": 8,
-            "num_layers": 2,
-            "normalizer": "sparsemax",
-            "scorer": {"_target_": "nmt.modules.attention.AdditiveScorer", "_partial_": True, "hidden_size": 12},
-        }
-    },
+    "bahdanau_sparsemax_2_layers": {"decoder": {**TINY_MODEL["decoder"], "num_layers": 2, "normalizer": "sparsemax"}},
 }
 
 
